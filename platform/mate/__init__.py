@@ -1,0 +1,3 @@
+"""MATE Platform: train and study Motion-Aligned Text Encodings at scale."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,160 @@
+"""The `mate` command. Heavy imports (numpy, torch, matplotlib) happen inside each command so `mate --help` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_WORKSPACE = Path("mate-runs")
+
+
+class UsageError(Exception):
+    """Bad input a user can fix; printed as one line, exit code 2."""
+
+
+def _cmd_data_synth(args: argparse.Namespace) -> int:
+    from mate.data.synth import synthesize
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise UsageError(f"{out} exists and is not empty (pass --force to overwrite)")
+    start = time.perf_counter()
+    summary = synthesize(out, num=args.num, seed=args.seed, progress=not args.quiet, workers=args.workers)
+    splits = ", ".join(f"{k} {v}" for k, v in summary.get("splits", {}).items())
+    print(f"wrote {args.num} clips to {out} in {time.perf_counter() - start:.1f} s ({splits})")
+    return 0
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from mate.data.check import main as check_main
+
+    return check_main(args.dir)
+
+
+def _cmd_data_preview(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mate.data.captions import read_captions
+    from mate.data.render import render_gif
+
+    root = Path(args.dir)
+    feats = root / "new_joint_vecs" / f"{args.id}.npy"
+    if not feats.is_file():
+        raise UsageError(f"{feats}: no such clip (ids are the file names in {root / 'new_joint_vecs'})")
+    try:
+        motion = np.load(feats)
+    except Exception as exc:  # a corrupt .npy is the user's data problem, not a crash
+        raise UsageError(f"{feats}: unreadable .npy ({exc})") from None
+    title = args.title
+    text_file = root / "texts" / f"{args.id}.txt"
+    if title is None and text_file.is_file():
+        captions = read_captions(text_file)
+        title = captions[0].text if captions else ""
+    out = Path(args.out) if args.out else DEFAULT_WORKSPACE / "previews" / f"{args.id}.gif"
+    try:
+        render_gif(motion, out, title=f"{args.id}: {title}" if title else args.id)
+    except ValueError as exc:
+        raise UsageError(f"{feats}: {exc}") from None
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_data_pack(args: argparse.Namespace) -> int:
+    from mate.data.pack import open_pack
+
+    start = time.perf_counter()
+    pack = open_pack(args.data, args.workspace)
+    print(
+        f"{pack.path}: {len(pack.ids)} clips, {int(pack.lengths.sum())} rows x {pack.dim}, "
+        f"hash {pack.content_hash} ({time.perf_counter() - start:.2f} s)"
+    )
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from mate.config import KEYS, load_yaml, resolve
+
+    if args.keys:
+        for key in KEYS.values():
+            choices = f" [{'|'.join(map(str, key.choices))}]" if key.choices else ""
+            print(f"{key.name:22s} {key.type.__name__:5s} {key.default!s:10s}{choices}  {key.doc}")
+        return 0
+    base = load_yaml(args.config) if args.config else None
+    cfg = resolve(args.overrides, base=base, where=f"{args.config}: " if args.config else "")
+    print(yaml.safe_dump(cfg.to_dict(), sort_keys=True), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mate import __version__
+
+    parser = argparse.ArgumentParser(prog="mate", description="MATE Platform: motion-aligned text encoders for T2M.")
+    parser.add_argument("--version", action="version", version=f"mate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    data = sub.add_parser("data", help="datasets: synthesize, validate, pack, preview")
+    dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+
+    p = dsub.add_parser("synth", help="write the synthetic kinematic corpus (HumanML3D layout)")
+    p.add_argument("--out", required=True, help="folder to write the corpus into")
+    p.add_argument("--num", type=int, default=2000, help="number of clips (default 2000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: the CPU count, at most 2)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_data_synth)
+
+    p = dsub.add_parser("check", help="validate a dataset folder; exit 0 when clean, 2 when not")
+    p.add_argument("dir")
+    p.set_defaults(func=_cmd_data_check)
+
+    p = dsub.add_parser("preview", help="render a clip as an animated stick figure")
+    p.add_argument("dir")
+    p.add_argument("id")
+    p.add_argument("--out", help="GIF path (default: <workspace>/previews/<id>.gif)")
+    p.add_argument("--title", help="caption shown above the figure (default: the clip's first caption)")
+    p.set_defaults(func=_cmd_data_preview)
+
+    p = dsub.add_parser("pack", help="pack a dataset into the workspace cache (done on first use anyway)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--workspace", default=str(DEFAULT_WORKSPACE))
+    p.set_defaults(func=_cmd_data_pack)
+
+    p = sub.add_parser("config", help="print the resolved config, or every key with --keys")
+    p.add_argument("--config", help="a YAML config file")
+    p.add_argument("--keys", action="store_true", help="list every config key, its type, default and meaning")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.set_defaults(func=_cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        sub = {"data": "data"}.get(args.command)
+        parser.parse_args([sub, "--help"] if sub else ["--help"])
+        return 2
+    from mate.config import ConfigError
+
+    try:
+        from mate.data.errors import DatasetError
+    except ImportError:  # pragma: no cover - the data layer always ships it
+        DatasetError = ConfigError  # type: ignore[misc,assignment]
+    try:
+        return int(func(args) or 0)
+    except (UsageError, ConfigError, DatasetError) as exc:
+        print(f"mate: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mate: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

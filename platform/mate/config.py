@@ -1,0 +1,218 @@
+"""Flat dotted config keys, `key=value` overrides, size profiles and derived seeds.
+
+A trial is a flat dict (DESIGN 4): every knob a sweep may vary is one dotted key registered here with its type,
+default and meaning, so a typo or a wrong type is one clear error naming the key before anything runs. Profiles
+set sizes; any explicit key overrides them. Later stages add their keys to `KEYS`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A bad config key or value; the message names the key (and the file, when one was read)."""
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    type: type
+    default: Any
+    doc: str
+    choices: tuple | None = None
+    nullable: bool = False  # None allowed (e.g. a seed that is derived unless given)
+
+
+_KEYS: list[Key] = [
+    Key("profile", str, "bench", "size profile: tiny (tests), smoke (default sweep), bench (quality claims), paper",
+        choices=("tiny", "smoke", "bench", "paper")),
+    Key("seed", int, 0, "the trial's seed; stage seeds derive from it unless given"),
+    # data
+    Key("data.dir", str, None, "dataset folder in the HumanML3D layout; unset: the synthetic corpus in the workspace",
+        nullable=True),
+    Key("data.kind", str, "auto", "dataset family (auto: from the feature width)", choices=("auto", "humanml3d", "kit")),
+    Key("data.num_clips", int, 2000, "clips in the synthetic corpus made when data.dir is unset"),
+    Key("data.synth_seed", int, 0, "seed of the synthetic corpus (fixed across trials: the data is not a knob)"),
+    Key("data.min_len", int, None, "shortest clip kept, in feature rows (unset: 40 HumanML3D, 24 KIT-ML)",
+        nullable=True),
+    Key("data.max_len", int, 196, "longest motion a model sees, in feature rows (HumanML3D: 196)"),
+    Key("data.unit_len", int, 4, "lengths are cropped to a multiple of this (the motion encoders' downsampling)"),
+    Key("data.random_crop", bool, True, "crop training clips at a random offset (else from the start)"),
+    Key("data.seed", int, None, "seed of crops and shuffling (unset: derived from seed)", nullable=True),
+]
+KEYS: dict[str, Key] = {k.name: k for k in _KEYS}
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "tiny": {"data.num_clips": 128},
+    "smoke": {"data.num_clips": 400},
+    "bench": {"data.num_clips": 2000},
+    "paper": {},
+}
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_NONE = {"none", "null", "~", ""}
+
+
+def _unknown(name: str, where: str = "") -> ConfigError:
+    close = difflib.get_close_matches(name, KEYS, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return ConfigError(f"{where}unknown config key '{name}'{hint}")
+
+
+def parse_value(name: str, raw: str) -> Any:
+    """Parse the text of a `key=value` override into the key's type."""
+    if name not in KEYS:
+        raise _unknown(name)
+    spec = KEYS[name]
+    text = raw.strip()
+    if spec.nullable and text.lower() in _NONE:
+        return None
+    try:
+        if spec.type is bool:
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+            raise ValueError
+        if spec.type is int:
+            return int(text)
+        if spec.type is float:
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"config key '{name}' expects {spec.type.__name__}, got '{raw}'") from None
+    return text
+
+
+def check_value(name: str, value: Any, where: str = "") -> Any:
+    """Validate (and normalise int -> float) a value already parsed, e.g. from YAML."""
+    if name not in KEYS:
+        raise _unknown(name, where)
+    spec = KEYS[name]
+    if value is None:
+        if spec.nullable:
+            return None
+        raise ConfigError(f"{where}config key '{name}' may not be empty (expects {spec.type.__name__})")
+    if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok = isinstance(value, spec.type) and not (spec.type is int and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(
+            f"{where}config key '{name}' expects {spec.type.__name__}, got {type(value).__name__} {value!r}"
+        )
+    if spec.choices is not None and value not in spec.choices:
+        allowed = ", ".join(map(str, spec.choices))
+        raise ConfigError(f"{where}config key '{name}' must be one of {allowed}; got {value!r}")
+    return value
+
+
+def parse_overrides(words: Iterable[str]) -> dict[str, Any]:
+    """`["seed=3", "data.num_clips=400"]` -> typed dict; a word without '=' is an error naming it."""
+    out: dict[str, Any] = {}
+    for word in words:
+        if "=" not in word:
+            raise ConfigError(f"expected key=value, got '{word}'")
+        name, raw = word.split("=", 1)
+        name = name.strip()
+        out[name] = check_value(name, parse_value(name, raw))
+    return out
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested YAML mappings -> dotted keys (`{data: {dir: x}}` -> `{"data.dir": x}`)."""
+    flat: dict[str, Any] = {}
+    for k, v in tree.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping) and name not in KEYS:
+            flat.update(flatten(v, name + "."))
+        else:
+            flat[name] = v
+    return flat
+
+
+def derive_seed(seed: int, stage: str) -> int:
+    """A stage's seed from the trial's: stable across runs and machines, different per stage."""
+    digest = hashlib.sha256(f"{seed}:{stage}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+class Config(Mapping[str, Any]):
+    """A resolved, validated flat config (read-only)."""
+
+    def __init__(self, values: Mapping[str, Any]):
+        self._values = dict(values)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._values:
+            raise _unknown(name)
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Config({self._values!r})"
+
+    def seed_for(self, stage: str) -> int:
+        """`<stage>.seed` when given, else derived from `seed`."""
+        explicit = self._values.get(f"{stage}.seed")
+        return explicit if explicit is not None else derive_seed(self._values["seed"], stage)
+
+    def section(self, *prefixes: str) -> dict[str, Any]:
+        """The keys under the given prefixes (what a stage's cache key hashes)."""
+        return {k: v for k, v in self._values.items() if any(k == p or k.startswith(p + ".") for p in prefixes)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def resolve(
+    overrides: Mapping[str, Any] | Iterable[str] = (),
+    *,
+    profile: str | None = None,
+    base: Mapping[str, Any] | None = None,
+    where: str = "",
+) -> Config:
+    """Defaults < profile < `base` (e.g. a YAML file, named by `where` in errors) < `overrides`.
+
+    The profile is taken from the overrides, else `base`, else the `profile` argument, else the default.
+    """
+    over = parse_overrides(overrides) if not isinstance(overrides, Mapping) else dict(overrides)
+    base_flat = flatten(base or {})
+    for name, value in base_flat.items():
+        base_flat[name] = check_value(name, value, where)
+    for name, value in over.items():
+        over[name] = check_value(name, value)
+    chosen = over.get("profile") or base_flat.get("profile") or profile or KEYS["profile"].default
+    chosen = check_value("profile", chosen)
+    values = {k.name: k.default for k in _KEYS}
+    values.update(PROFILES[chosen])
+    values.update(base_flat)
+    values.update(over)
+    values["profile"] = chosen
+    return Config(values)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a config file (flat dotted keys or nested mappings); errors name the file."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    return flatten(data)

@@ -1,0 +1,44 @@
+"""Shared fixtures: the real HumanML3D files in ../shared and a tiny synthetic corpus made once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MATE_SHARED", REPO.parent / "shared"))
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"{SHARED} not found: the tests need ../shared beside the repo (or MATE_SHARED)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def hml_sample(shared_dir: Path) -> Path:
+    """HumanML3D's real reference clip 012314 (features, joints, Mean/Std)."""
+    return shared_dir / "data" / "humanml3d-sample"
+
+
+@pytest.fixture(scope="session")
+def hml_caption_file(shared_dir: Path) -> Path:
+    """HumanML3D's real example caption file (clip 000000)."""
+    return shared_dir / "data" / "humanml3d-caption-format" / "000000.txt"
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """A 128-clip synthetic corpus written once per test session (read-only for tests: copy before corrupting)."""
+    from mate.data.synth import synthesize
+
+    out = tmp_path_factory.mktemp("corpus") / "tiny"
+    synthesize(out, num=128, seed=0, progress=False)
+    return out
