@@ -7,10 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+from mate.errors import UserError
+
 DEFAULT_WORKSPACE = Path("mate-runs")
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """Bad input a user can fix; printed as one line, exit code 2."""
 
 
@@ -89,6 +91,18 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from mate.text.artifact import AlignedRows
+
+    rows = AlignedRows.load(args.artifact)
+    if args.format == "rows":
+        path = rows.export_rows(args.out)
+    else:
+        path = rows.export_hf(args.out, base_path=args.encoder)
+    print(f"wrote {path} ({len(rows.token_ids)} aligned rows of {rows.base_name or rows.family})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mate import __version__
 
@@ -124,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", default=str(DEFAULT_WORKSPACE))
     p.set_defaults(func=_cmd_data_pack)
 
+    p = sub.add_parser("export", help="export aligned rows: a Hugging Face model folder, or the bare rows file")
+    p.add_argument("artifact", help="an aligned_rows.safetensors file, or a folder holding one")
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--format", choices=("hf", "rows"), default="hf",
+                   help="hf: model + tokenizer loadable with transformers.AutoModel; rows: token ids + rows only")
+    p.add_argument("--encoder", help="the base model folder (default: the one the artifact records)")
+    p.set_defaults(func=_cmd_export)
+
     p = sub.add_parser("config", help="print the resolved config, or every key with --keys")
     p.add_argument("--config", help="a YAML config file")
     p.add_argument("--keys", action="store_true", help="list every config key, its type, default and meaning")
@@ -140,15 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         sub = {"data": "data"}.get(args.command)
         parser.parse_args([sub, "--help"] if sub else ["--help"])
         return 2
-    from mate.config import ConfigError
-
-    try:
-        from mate.data.errors import DatasetError
-    except ImportError:  # pragma: no cover - the data layer always ships it
-        DatasetError = ConfigError  # type: ignore[misc,assignment]
     try:
         return int(func(args) or 0)
-    except (UsageError, ConfigError, DatasetError) as exc:
+    except UserError as exc:
         print(f"mate: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

