@@ -52,3 +52,14 @@ def test_concurrent_builders_build_once(tmp_path):
         assert p.exitcode == 0
     assert target.read_text() == "built"
     assert len(log.read_text().split()) == 1  # exactly one process built it
+
+
+def test_cache_files_are_readable_by_others(tmp_path):
+    """mkstemp makes 0600 files; shared caches (cluster storage) must follow the umask instead."""
+    old = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "shared.bin") as f:
+            f.write(b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.bin").stat().st_mode & 0o777 == 0o644

@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", action="store_true", help="list every config key, its type, default and meaning")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.set_defaults(func=_cmd_config)
+    from mate.text.segment.command import add_parser as _add_segment; _add_segment(sub)
     return parser
 
 
