@@ -8,7 +8,11 @@ pretrained evaluator and generator in the field reads features made that way:
   Gaussian (sigma 20 frames, 'nearest' edges) and its first frame is forced to identity;
 - root linear velocity is rotated by the facing of frame t+1, joint velocities by the facing of frame t;
 - the root angular velocity is arcsin of the y part of the relative facing quaternion (half the yaw step);
-- foot contacts are "squared displacement < 0.002 m^2 per frame", with no height test.
+- foot contacts are "squared displacement < 0.002 m^2 per frame", with no height test;
+- the facing quaternion comes from a shortest-arc rotation onto +z, which changes hemisphere when the facing passes
+  180 degrees from +z: the root angular velocity of that one frame then has the wrong sign, and recovered joints
+  carry the heading error from there on. HumanML3D's own features have this glitch on clips that turn that far;
+  we keep it (pretrained evaluators saw it), and the synthetic corpus never turns past 170 degrees from its start.
 T+1 joint frames give T feature rows; T rows recover T joint frames.
 """
 
