@@ -32,7 +32,7 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
 def _cmd_data_check(args: argparse.Namespace) -> int:
     from mate.data.check import main as check_main
 
-    return check_main(args.dir)
+    return check_main(args.dir, strict=args.strict)
 
 
 def _cmd_data_preview(args: argparse.Namespace) -> int:
@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = dsub.add_parser("check", help="validate a dataset folder; exit 0 when clean, 2 when not")
     p.add_argument("dir")
+    p.add_argument("--strict", action="store_true", help="also fail on warnings (clips the loaders skip)")
     p.set_defaults(func=_cmd_data_check)
 
     p = dsub.add_parser("preview", help="render a clip as an animated stick figure")
