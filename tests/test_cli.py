@@ -52,3 +52,14 @@ def test_config_errors_exit_2(capsys):
     assert main(["config", "profile=tiny", "seed=4"]) == 0
     out = capsys.readouterr().out
     assert "profile: tiny" in out and "seed: 4" in out and "data.num_clips: 128" in out
+
+
+def test_synth_command_is_idempotent_and_guards_other_folders(tmp_path, capsys):
+    out = tmp_path / "corpus"
+    assert main(["data", "synth", "--out", str(out), "--num", "40", "--seed", "3", "--quiet"]) == 0
+    stamp = (out / "meta.json").stat().st_mtime_ns
+    assert main(["data", "synth", "--out", str(out), "--num", "40", "--seed", "3", "--quiet"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert (out / "meta.json").stat().st_mtime_ns == stamp  # not rewritten
+    assert main(["data", "synth", "--out", str(out), "--num", "40", "--seed", "4", "--quiet"]) == 2
+    assert "holds something else (pass --force" in capsys.readouterr().err

@@ -19,9 +19,21 @@ class UsageError(UserError):
 def _cmd_data_synth(args: argparse.Namespace) -> int:
     from mate.data.synth import synthesize
 
+    import json
+
+    from mate.data.synth import corpus
+
     out = Path(args.out)
+    meta = out / "meta.json"
     if out.exists() and any(out.iterdir()) and not args.force:
-        raise UsageError(f"{out} exists and is not empty (pass --force to overwrite)")
+        try:
+            made = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            made = {}
+        if (made.get("num"), made.get("seed"), made.get("version")) == (args.num, args.seed, corpus.GENERATOR_VERSION):
+            print(f"{out} already holds this corpus ({args.num} clips, seed {args.seed}): nothing to do")
+            return 0
+        raise UsageError(f"{out} exists and holds something else (pass --force to overwrite)")
     start = time.perf_counter()
     summary = synthesize(out, num=args.num, seed=args.seed, progress=not args.quiet, workers=args.workers)
     splits = ", ".join(f"{k} {v}" for k, v in summary.get("splits", {}).items())
