@@ -2,8 +2,7 @@
 
     python bench/pack_rss.py [--corpus DIR] [--clips 30000] [--tmp DIR] [--keep]
 
-Tiles a corpus (default: a 2,000-clip synthetic corpus made with mate.data.synth, or, where that module is missing,
-crops of the real HumanML3D clip in ../shared) to --clips clips in a temporary folder (hard links with new ids,
+Tiles a corpus (default: a 2,000-clip synthetic corpus made with mate.data.synth) to --clips clips in a temporary folder (hard links with new ids,
 consistent split and caption files), then in fresh subprocesses opens it through the pack (first: build; second:
 reuse), reads every clip of every split with Pack.motion and iterates a DataLoader over the train split, and reports
 each child's open time, read time and peak RSS (ru_maxrss). For contrast, one child reads every clip through the
@@ -28,35 +27,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _sample_corpus(out: Path, num: int, seed: int = 0) -> None:
-    """Fallback corpus: random crops (40..196 rows) of the real clip 012314 plus noise, real Mean/Std and captions."""
-    shared = Path(os.environ.get("MATE_SHARED", REPO.parent / "shared")) / "data"
-    src = np.load(shared / "humanml3d-sample" / "new_joint_vecs" / "012314.npy")
-    src = np.concatenate([src, src[::-1]])
-    caps = (shared / "humanml3d-caption-format" / "000000.txt").read_text()
-    rng = np.random.default_rng(seed)
-    (out / "new_joint_vecs").mkdir(parents=True)
-    (out / "texts").mkdir()
-    ids = [f"{i:06d}" for i in range(num)]
-    for cid in ids:
-        n = int(rng.integers(40, 197))
-        a = int(rng.integers(0, len(src) - n + 1))
-        np.save(out / "new_joint_vecs" / f"{cid}.npy", (src[a:a + n] + rng.normal(0, 0.01, (n, 263))).astype(np.float32))
-        timed = "he walks#he/PRON walk/VERB#0.5#2.75\n" if n >= 55 else ""  # rows [10, 55)
-        (out / "texts" / f"{cid}.txt").write_text(caps + timed)
-    for f in ("Mean.npy", "Std.npy"):
-        shutil.copy(shared / "humanml3d-sample" / f, out / f)
-    cut = [int(num * 0.8), int(num * 0.9)]
-    for name, part in zip(("train", "val", "test"), np.split(np.array(ids), cut)):
-        (out / f"{name}.txt").write_text("\n".join(part) + "\n")
-
-
 def make_base(out: Path, num: int) -> str:
-    try:
-        from mate.data.synth import synthesize
-    except ImportError:
-        _sample_corpus(out, num)
-        return f"{num} crops of the real clip 012314 (mate.data.synth not available)"
+    from mate.data.synth import synthesize
+
     synthesize(out, num=num, seed=0)
     return f"synthetic corpus, {num} clips (mate.data.synth, seed 0)"
 

@@ -164,7 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", action="store_true", help="list every config key, its type, default and meaning")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.set_defaults(func=_cmd_config)
-    from mate.text.segment.command import add_parser as _add_segment; _add_segment(sub)
+    from mate.text.segment.command import add_parser as _add_segment
+
+    _add_segment(sub)
+    from mate.evaluate.commands import add_parsers as _add_evaluate
+
+    _add_evaluate(sub)
     return parser
 
 
@@ -173,8 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:
-        sub = {"data": "data"}.get(args.command)
-        parser.parse_args([sub, "--help"] if sub else ["--help"])
+        parser.parse_args([args.command, "--help"] if args.command else ["--help"])
         return 2
     try:
         return int(func(args) or 0)

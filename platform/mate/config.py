@@ -61,14 +61,37 @@ _KEYS: list[Key] = [
     Key("segment.concurrency", int, 4, "LLM requests in flight at once"),
     Key("segment.max_retries", int, 4, "retries on 429, 5xx, timeouts and dropped connections"),
     Key("segment.timeout", float, 30.0, "seconds before an LLM request counts as timed out"),
+    # the frozen text-motion retrieval model (scoring evaluator; the partition model is another seed of it)
+    Key("evaluator.seed", int, None, "seed of the scoring evaluator (unset: derived from seed)", nullable=True),
+    Key("evaluator.sha", str, None, "expected sha256 of the scoring evaluator's weights; a mismatch stops the trial",
+        nullable=True),
+    Key("evaluator.dim", int, 128, "joint embedding size (small, so FID on a few hundred clips estimates something)"),
+    Key("evaluator.hidden", int, 128, "width of the motion and text towers"),
+    Key("evaluator.epochs", int, 60, "training epochs"),
+    Key("evaluator.batch", int, 64, "training batch (InfoNCE negatives)"),
+    Key("evaluator.lr", float, 1e-3, "AdamW learning rate"),
+    Key("evaluator.temperature", float, 0.07, "InfoNCE temperature"),
+    Key("evaluator.false_neg_cos", float, 0.95, "captions whose base-LM sentence cosine exceeds this are not "
+        "negatives of each other"),
+    Key("evaluator.max_seconds", float, None, "stop training after this many seconds (unset: no limit)",
+        nullable=True),
+    Key("align.partition_seed", int, None, "seed of the retrieval model that partitions motions for MATE (unset: "
+        "derived from seed; a different model from the scoring evaluator)", nullable=True),
+    # evaluation
+    Key("eval.scorer", str, "ours", "which evaluator scores eval/*", choices=("ours", "guo")),
+    Key("eval.official_dir", str, None, "folder of Guo et al.'s evaluator (checkpoints + glove) for eval.scorer=guo",
+        nullable=True),
+    Key("eval.repeats", int, 20, "repetitions behind each metric's _ci95"),
+    Key("eval.seed", int, None, "seed of sampling and bootstrap resamples (unset: derived from seed)", nullable=True),
 ]
 KEYS: dict[str, Key] = {k.name: k for k in _KEYS}
 
 PROFILES: dict[str, dict[str, Any]] = {
-    "tiny": {"data.num_clips": 128},
-    "smoke": {"data.num_clips": 400},
-    "bench": {"data.num_clips": 2000},
-    "paper": {},
+    "tiny": {"data.num_clips": 128, "evaluator.epochs": 2, "evaluator.hidden": 64, "evaluator.dim": 32,
+             "eval.repeats": 2},
+    "smoke": {"data.num_clips": 400, "evaluator.epochs": 12, "evaluator.max_seconds": 45.0, "eval.repeats": 3},
+    "bench": {"data.num_clips": 2000, "evaluator.epochs": 60, "evaluator.max_seconds": 280.0, "eval.repeats": 20},
+    "paper": {"evaluator.dim": 512, "evaluator.hidden": 512, "evaluator.epochs": 200},
 }
 
 _TRUE = {"true", "yes", "on", "1"}

@@ -1,0 +1,117 @@
+"""`mate evaluator train` and `mate evaluate`: the retrieval model trained once per dataset, and T2M scores of a
+folder of motions against a dataset's test captions (scoring the dataset's own test motions gives the Real row)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from mate.errors import UserError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="dataset folder (default: the synthetic corpus of the profile, in the workspace)")
+    p.add_argument("--workspace", default="mate-runs")
+    p.add_argument("--out", help="folder for metrics.json and run.json")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+
+
+def _setup(args, extra: dict | None = None):
+    from mate.config import resolve
+    from mate.data.pack import open_pack
+    from mate.data.source import resolve_dataset
+    from mate.text.encoder import TextEncoder
+
+    over = list(args.overrides) + ([f"data.dir={args.data}"] if args.data else [])
+    cfg = resolve(over + [f"{k}={v}" for k, v in (extra or {}).items()], profile="bench")
+    data = resolve_dataset(cfg, args.workspace, progress=not args.quiet)
+    pack = open_pack(data, args.workspace, progress=not args.quiet)
+    encoder = TextEncoder.load(cfg["encoder.path"], cfg["encoder.family"])
+    return cfg, pack, encoder
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mate.config import derive_seed
+    from mate.evaluate.retrieval import train_or_load
+    from mate.runinfo import write_outputs
+
+    cfg, pack, encoder = _setup(args, {"evaluator.seed": args.seed} if args.seed is not None else None)
+    if args.role == "partition":
+        seed = cfg["align.partition_seed"] if cfg["align.partition_seed"] is not None else derive_seed(cfg["seed"],
+                                                                                                       "partition")
+    else:
+        seed = cfg.seed_for("evaluator")
+    start = time.perf_counter()
+    ev = train_or_load(pack, encoder, cfg, args.workspace, seed=seed, progress=not args.quiet)
+    metrics = {f"evaluator/{k}": v for k, v in ev.meta.items() if k.startswith("val/") or k == "epochs_done"}
+    metrics = {k.replace("evaluator/val/", "val/evaluator/"): v for k, v in metrics.items()}
+    out = Path(args.out) if args.out else Path(args.workspace) / "runs" / f"evaluator-{ev.sha[:12]}"
+    write_outputs(out, metrics, cfg, role=args.role, seed=seed, evaluator_sha=ev.sha, evaluator_path=str(ev.path),
+                  dataset_hash=pack.content_hash)
+    r = ", ".join(f"{k.split('/')[-1]} {v:.3f}" for k, v in metrics.items() if "r_precision" in k)
+    print(f"{args.role} evaluator {ev.sha[:12]} ({ev.meta['epochs_done']} epochs, {time.perf_counter() - start:.1f} s):"
+          f" val {r}\n  {ev.path}\n  metrics: {out / 'metrics.json'}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mate.data.dataset import MotionDataset
+    from mate.evaluate.metrics import evaluate_embeddings
+    from mate.evaluate.retrieval import train_or_load
+    from mate.runinfo import write_outputs
+
+    cfg, pack, encoder = _setup(args)
+    folder = Path(args.motions)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder of motions (<id>.npy, T x {pack.dim} features)")
+    ev = train_or_load(pack, encoder, cfg, args.workspace, seed=cfg.seed_for("evaluator"), progress=not args.quiet)
+    if cfg["evaluator.sha"] and cfg["evaluator.sha"] != ev.sha:
+        raise UserError(f"evaluator sha {ev.sha[:12]} does not match evaluator.sha={cfg['evaluator.sha'][:12]}")
+    ds = MotionDataset(pack, args.split, random_crop=False)
+    items = [ds[i] for i in range(len(ds))]
+    gen, keep = [], []
+    for i, it in enumerate(items):
+        path = folder / f"{it['id']}.npy"
+        if path.is_file():
+            m = np.load(path).astype(np.float32)
+            if m.ndim != 2 or m.shape[1] != pack.dim:
+                raise UserError(f"{path}: expected (T, {pack.dim}) features, got {m.shape}")
+            gen.append(pack.normalize(m[: ds.max_motion_len]))
+            keep.append(i)
+    if len(keep) < 32:
+        raise UserError(f"{folder}: only {len(keep)} of the {len(items)} {args.split} items have a motion file "
+                        "(R-Precision needs at least 32)")
+    items = [items[i] for i in keep]
+    text = ev.embed_texts([it["text"] for it in items])
+    real = ev.embed_motions([it["motion"] for it in items])
+    metrics = evaluate_embeddings(text, real, ev.embed_motions(gen), repeats=cfg["eval.repeats"],
+                                  seed=cfg.seed_for("eval"))
+    out = Path(args.out) if args.out else Path(args.workspace) / "runs" / f"evaluate-{folder.name}"
+    write_outputs(out, metrics, cfg, evaluator_sha=ev.sha, dataset_hash=pack.content_hash, motions=str(folder),
+                  split=args.split, items=len(items), scorer="ours")
+    for k in ("eval/r_precision_top1", "eval/r_precision_top3", "eval/fid", "eval/mm_dist", "eval/diversity"):
+        print(f"{k:24s} {metrics[k]:.4f} ± {metrics[k + '_ci95']:.4f}")
+    print(f"metrics: {out / 'metrics.json'}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    ev = sub.add_parser("evaluator", help="the frozen text-motion retrieval model")
+    esub = ev.add_subparsers(dest="evaluator_command", metavar="SUBCOMMAND")
+    p = esub.add_parser("train", help="train (or load) the retrieval model of a dataset")
+    _common(p)
+    p.add_argument("--seed", type=int, help="evaluator.seed")
+    p.add_argument("--role", choices=("scoring", "partition"), default="scoring",
+                   help="scoring (evaluator.seed) or the partition model (align.partition_seed)")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a folder of motions (<id>.npy) against a dataset's test captions")
+    _common(p)
+    p.add_argument("--motions", required=True, help="folder of <id>.npy feature files (the dataset's "
+                                                    "new_joint_vecs gives the Real row)")
+    p.add_argument("--split", default="test", choices=("test", "val", "test_comp", "val_comp"))
+    p.set_defaults(func=_cmd_evaluate)

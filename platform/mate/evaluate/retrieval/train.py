@@ -1,0 +1,190 @@
+"""Training, storing and loading the frozen retrieval model, once per (dataset, normalisation, config, seed).
+
+It learns from captions and whole clips only (never from the synthetic annotations). Its identity is the sha256 of
+its weights file, which every score records; loading it for another dataset or normalisation is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mate.cache import content_hash, file_sha256, get_or_build
+from mate.data.dataset import MotionDataset, collate, make_loader
+from mate.errors import UserError
+from mate.text.cached import FrozenFeatures, frozen_features
+
+from ..metrics import r_precision
+from .model import RetrievalModel, info_nce
+
+WEIGHTS = "model.safetensors"
+META = "meta.json"
+
+
+class EvaluatorMismatch(UserError):
+    """An evaluator used with a dataset, normalisation or text model other than the one it was trained on."""
+
+
+@dataclass
+class Evaluator:
+    model: RetrievalModel
+    sha: str
+    path: Path
+    meta: dict
+    texts: FrozenFeatures
+
+    def embed_texts(self, captions: Sequence[str], batch: int = 256) -> np.ndarray:
+        return embed_texts(self.model, self.texts, captions, batch)
+
+    def embed_motions(self, motions: Sequence[np.ndarray], batch: int = 128) -> np.ndarray:
+        """Embeddings of motions normalised with the dataset's Mean/Std."""
+        return embed_motions(self.model, motions, batch)
+
+
+def _norm_hash(pack) -> str:
+    return content_hash({"mean": pack.mean.astype(np.float32).tobytes().hex()[:4096],
+                         "std": pack.std.astype(np.float32).tobytes().hex()[:4096],
+                         "mean_sum": float(pack.mean.sum()), "std_sum": float(pack.std.sum())})
+
+
+def all_captions(pack) -> list[str]:
+    return list(dict.fromkeys(pack.caption(k).text for k in range(int(pack.cap_ptr[-1]))))
+
+
+@torch.no_grad()
+def embed_texts(model: RetrievalModel, feats: FrozenFeatures, captions: Sequence[str], batch: int = 256) -> np.ndarray:
+    model.eval()
+    idx = [feats.index[c] for c in captions]
+    out = []
+    for s in range(0, len(idx), batch):
+        tok, mask = feats.padded(idx[s : s + batch])
+        out.append(model.encode_text(tok, mask))
+    return torch.cat(out).numpy() if out else np.zeros((0, model.config["dim"]), np.float32)
+
+
+@torch.no_grad()
+def embed_motions(model: RetrievalModel, motions: Sequence[np.ndarray], batch: int = 128) -> np.ndarray:
+    """Embeddings of normalised motions (lists of (T, D) arrays, any lengths; cropped to a multiple of 4)."""
+    model.eval()
+    out = []
+    for s in range(0, len(motions), batch):
+        chunk = motions[s : s + batch]
+        items = [{"motion": m[: max(4, len(m) // 4 * 4)], "length": max(4, len(m) // 4 * 4), "text": "",
+                  "tokens": [], "id": "", "caption": 0, "start": 0} for m in chunk]
+        b = collate(items)
+        out.append(model.encode_motion(b["motion"], b["lengths"]))
+    return torch.cat(out).numpy() if out else np.zeros((0, model.config["dim"]), np.float32)
+
+
+def _evaluate_split(model, pack, feats, split: str) -> dict[str, float]:
+    ds = MotionDataset(pack, split, random_crop=False)
+    if len(ds) < 32:
+        return {}
+    items = [ds[i] for i in range(len(ds))]
+    order = np.random.default_rng(0).permutation(len(items))  # mix clips: consecutive items share a clip
+    items = [items[i] for i in order]
+    t = embed_texts(model, feats, [it["text"] for it in items])
+    m = embed_motions(model, [it["motion"] for it in items])
+    r = r_precision(t, m, batch_size=32, top_k=3)
+    return {"r_precision_top1": float(r[0]), "r_precision_top2": float(r[1]), "r_precision_top3": float(r[2])}
+
+
+def _train(pack, feats: FrozenFeatures, cfg, seed: int, progress: bool) -> tuple[RetrievalModel, dict]:
+    torch.manual_seed(seed)
+    model = RetrievalModel(pack.dim, feats.tokens.shape[1], cfg["evaluator.hidden"], cfg["evaluator.dim"])
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["evaluator.lr"], weight_decay=1e-4)
+    ds = MotionDataset(pack, "train", random_crop=True, seed=seed)
+    loader = make_loader(ds, batch_size=cfg["evaluator.batch"], shuffle=True, seed=seed, drop_last=True)
+    sent = torch.nn.functional.normalize(feats.sentence, dim=-1)
+    epochs, limit = cfg["evaluator.epochs"], cfg["evaluator.max_seconds"]
+    start, done, losses = time.perf_counter(), 0, []
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["evaluator.lr"], total_steps=max(1, epochs * len(loader)))
+    bar = tqdm(range(epochs), desc="evaluator", unit="epoch", disable=not progress)
+    for epoch in bar:
+        model.train()
+        ds.set_epoch(epoch)
+        for batch in loader:
+            idx = [feats.index[t] for t in batch["text"]]
+            tok, mask = feats.padded(idx)
+            s = sent[idx]
+            ids = np.asarray(batch["ids"])
+            not_neg = (s @ s.T > cfg["evaluator.false_neg_cos"]) | torch.from_numpy(ids[:, None] == ids[None, :])
+            loss = info_nce(model.encode_text(tok, mask), model.encode_motion(batch["motion"], batch["lengths"]),
+                            cfg["evaluator.temperature"], not_neg)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if sched.last_epoch + 1 < sched.total_steps:
+                sched.step()
+            losses.append(float(loss.detach()))
+        done = epoch + 1
+        bar.set_postfix(loss=f"{np.mean(losses[-len(loader):]):.3f}")
+        if limit is not None and time.perf_counter() - start > limit:
+            break
+    bar.close()
+    stats = {"epochs_done": done, "train_seconds": time.perf_counter() - start,
+             "final_loss": float(np.mean(losses[-max(1, len(loader)):])) if losses else float("nan")}
+    stats.update({f"val/{k}": v for k, v in _evaluate_split(model, pack, feats, "val").items()})
+    return model, stats
+
+
+def evaluator_dir(pack, encoder, cfg, seed: int, workspace) -> Path:
+    key = content_hash({"data": pack.content_hash, "norm": _norm_hash(pack), "text": encoder.folder_hash,
+                        "config": {k: v for k, v in cfg.section("evaluator").items()
+                                   if k not in ("evaluator.seed", "evaluator.sha", "evaluator.max_seconds")},
+                        "seed": seed, "format": 1})
+    return Path(workspace) / "cache" / "evaluators" / key
+
+
+def train_or_load(pack, encoder, cfg, workspace, seed: int, progress: bool = True) -> Evaluator:
+    """The retrieval model for this dataset, config and seed: loaded from the workspace, or trained once."""
+    from safetensors.torch import save_file
+
+    feats = frozen_features(encoder, all_captions(pack), workspace, progress=progress)
+    path = evaluator_dir(pack, encoder, cfg, seed, workspace)
+
+    def build(tmp: Path) -> None:
+        tmp.mkdir(parents=True)
+        model, stats = _train(pack, feats, cfg, seed, progress)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
+        meta = {"dataset_hash": pack.content_hash, "norm_hash": _norm_hash(pack), "text_model": encoder.folder_hash,
+                "text_family": encoder.family, "model_config": model.config, "seed": seed,
+                "config": cfg.section("evaluator"), "sha": file_sha256(tmp / WEIGHTS), **stats}
+        (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+    get_or_build(path, build)
+    return load(path, pack, encoder, feats)
+
+
+def load(path, pack, encoder, feats: FrozenFeatures | None = None) -> Evaluator:
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        meta = json.loads((path / META).read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not an evaluator folder ({exc})") from None
+    if meta["dataset_hash"] != pack.content_hash:
+        raise EvaluatorMismatch(f"{path}: evaluator trained on dataset {meta['dataset_hash']}, not "
+                                f"{pack.content_hash} ({pack.path}); train one for this dataset")
+    if meta["norm_hash"] != _norm_hash(pack):
+        raise EvaluatorMismatch(f"{path}: evaluator trained with other Mean/Std normalisation")
+    if meta["text_model"] != encoder.folder_hash:
+        raise EvaluatorMismatch(f"{path}: evaluator reads the token features of another language model "
+                                f"({meta['text_model']}, not {encoder.folder_hash})")
+    sha = file_sha256(path / WEIGHTS)
+    if sha != meta["sha"]:
+        raise EvaluatorMismatch(f"{path / WEIGHTS}: weights changed since training (sha {sha[:12]}, "
+                                f"recorded {meta['sha'][:12]})")
+    model = RetrievalModel(**meta["model_config"])
+    model.load_state_dict(load_file(str(path / WEIGHTS)))
+    model.eval()
+    feats = feats or frozen_features(encoder, all_captions(pack), path.parents[2], progress=False)
+    return Evaluator(model, sha, path, meta, feats)
