@@ -175,7 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # key=value overrides may stand anywhere among the flags (argparse alone takes only the first run of them)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        bad = [w for w in extra if w.startswith("-") or "=" not in w]
+        if bad or not hasattr(args, "overrides"):
+            parser.error(f"unrecognized arguments: {' '.join(bad or extra)}")
+        args.overrides = [*(args.overrides or []), *extra]
     func = getattr(args, "func", None)
     if func is None:
         parser.parse_args([args.command, "--help"] if args.command else ["--help"])

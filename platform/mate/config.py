@@ -90,7 +90,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "tiny": {"data.num_clips": 128, "evaluator.epochs": 2, "evaluator.hidden": 64, "evaluator.dim": 32,
              "eval.repeats": 2},
     "smoke": {"data.num_clips": 400, "evaluator.epochs": 12, "evaluator.max_seconds": 45.0, "eval.repeats": 3},
-    "bench": {"data.num_clips": 2000, "evaluator.epochs": 60, "evaluator.max_seconds": 280.0, "eval.repeats": 20},
+    "bench": {"data.num_clips": 2000, "evaluator.epochs": 30, "evaluator.max_seconds": 285.0, "eval.repeats": 20},
     "paper": {"evaluator.dim": 512, "evaluator.hidden": 512, "evaluator.epochs": 200},
 }
 

@@ -97,3 +97,24 @@ def test_evaluate_command_scores_real_motions_and_checks_input(trained, tiny_cor
     args[args.index("--motions") + 1] = str(few)
     assert main(args) == 2
     assert "R-Precision needs at least 32" in capsys.readouterr().err
+
+
+def test_evaluate_with_guo_scorer_loads_the_published_layout(tiny_corpus, tmp_path, capsys):
+    """eval.scorer=guo scores with Guo et al.'s evaluator from eval.official_dir (random weights in its layout)."""
+    import hashlib
+    import json
+
+    from mate.evaluate.guo.fixtures import write_random_checkpoint
+
+    official = tmp_path / "checkpoints"
+    write_random_checkpoint(official, "t2m", seed=0)
+    base = ["evaluate", "--data", str(tiny_corpus), "--workspace", str(tmp_path / "ws"), "--motions",
+            str(tiny_corpus / "new_joint_vecs"), "--quiet", "profile=tiny", "eval.scorer=guo"]
+    assert main(base + ["--out", str(tmp_path / "o")]) == 2
+    assert "eval.scorer=guo needs eval.official_dir" in capsys.readouterr().err
+    assert main(base + ["--out", str(tmp_path / "o"), f"eval.official_dir={official}"]) == 0
+    run = json.loads((tmp_path / "o" / "run.json").read_text())
+    tar = official / "t2m" / "text_mot_match" / "model" / "finest.tar"
+    assert run["scorer"] == "guo" and run["evaluator_sha"] == hashlib.sha256(tar.read_bytes()).hexdigest()
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["eval/fid"] < 1e-3  # the real motions scored against themselves

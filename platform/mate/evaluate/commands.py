@@ -61,16 +61,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from mate.data.dataset import MotionDataset
     from mate.evaluate.metrics import evaluate_embeddings
-    from mate.evaluate.retrieval import train_or_load
     from mate.runinfo import write_outputs
 
     cfg, pack, encoder = _setup(args)
     folder = Path(args.motions)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder of motions (<id>.npy, T x {pack.dim} features)")
-    ev = train_or_load(pack, encoder, cfg, args.workspace, seed=cfg.seed_for("evaluator"), progress=not args.quiet)
-    if cfg["evaluator.sha"] and cfg["evaluator.sha"] != ev.sha:
-        raise UserError(f"evaluator sha {ev.sha[:12]} does not match evaluator.sha={cfg['evaluator.sha'][:12]}")
     ds = MotionDataset(pack, args.split, random_crop=False)
     items = [ds[i] for i in range(len(ds))]
     gen, keep = [], []
@@ -80,23 +76,66 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             m = np.load(path).astype(np.float32)
             if m.ndim != 2 or m.shape[1] != pack.dim:
                 raise UserError(f"{path}: expected (T, {pack.dim}) features, got {m.shape}")
+            if len(m) == int(pack.lengths[pack.index(it["id"])]):  # a whole clip (e.g. the Real row): crop it
+                a, b = ds.crop(i)  # like the item, so real and "generated" see the same rows
+                m = m[a:b]
             gen.append(pack.normalize(m[: ds.max_motion_len]))
             keep.append(i)
     if len(keep) < 32:
         raise UserError(f"{folder}: only {len(keep)} of the {len(items)} {args.split} items have a motion file "
                         "(R-Precision needs at least 32)")
     items = [items[i] for i in keep]
-    text = ev.embed_texts([it["text"] for it in items])
-    real = ev.embed_motions([it["motion"] for it in items])
-    metrics = evaluate_embeddings(text, real, ev.embed_motions(gen), repeats=cfg["eval.repeats"],
-                                  seed=cfg.seed_for("eval"))
+    text, real, gen, sha = _embed(cfg, args, pack, encoder, items, gen)
+    metrics = evaluate_embeddings(text, real, gen, repeats=cfg["eval.repeats"], seed=cfg.seed_for("eval"))
+    if cfg["eval.scorer"] == "guo" and pack.dim == 263 and folder.resolve() == (pack_root(pack) / "new_joint_vecs"):
+        _check_real_row(metrics)
     out = Path(args.out) if args.out else Path(args.workspace) / "runs" / f"evaluate-{folder.name}"
-    write_outputs(out, metrics, cfg, evaluator_sha=ev.sha, dataset_hash=pack.content_hash, motions=str(folder),
-                  split=args.split, items=len(items), scorer="ours")
+    write_outputs(out, metrics, cfg, evaluator_sha=sha, dataset_hash=pack.content_hash, motions=str(folder),
+                  split=args.split, items=len(items), scorer=cfg["eval.scorer"])
     for k in ("eval/r_precision_top1", "eval/r_precision_top3", "eval/fid", "eval/mm_dist", "eval/diversity"):
         print(f"{k:24s} {metrics[k]:.4f} ± {metrics[k + '_ci95']:.4f}")
     print(f"metrics: {out / 'metrics.json'}")
     return 0
+
+
+# The "Real" row of Guo et al.'s evaluator on HumanML3D's test set, as papers report it.
+REAL_HUMANML3D = {"eval/r_precision_top3": (0.797, 0.02), "eval/fid": (0.002, 0.05), "eval/mm_dist": (2.974, 0.15)}
+
+
+def pack_root(pack) -> Path:
+    return Path(pack.meta.get("source", "")).resolve()
+
+
+def _check_real_row(metrics: dict) -> None:
+    import sys
+
+    off = [f"{k.split('/')[1]} {metrics[k]:.3f} (papers: {ref})" for k, (ref, tol) in REAL_HUMANML3D.items()
+           if abs(metrics[k] - ref) > tol]
+    if off:
+        print("warning: the Real row differs from the published one: " + ", ".join(off) + "; check the dataset "
+              "build, the evaluator checkpoint and its meta (mean/std)", file=sys.stderr)
+
+
+def _embed(cfg, args, pack, encoder, items, gen):
+    """Text, real-motion and generated-motion embeddings with the configured scorer, and that scorer's sha."""
+    import numpy as np
+
+    if cfg["eval.scorer"] == "guo":
+        from mate.evaluate.guo import GuoEvaluator
+
+        if not cfg["eval.official_dir"]:
+            raise UserError("eval.scorer=guo needs eval.official_dir=<folder holding t2m/ (or kit/) and glove/>")
+        guo = GuoEvaluator.load(cfg["eval.official_dir"], dataset="t2m" if pack.dim == 263 else "kit")
+        raw = [pack.denormalize(np.asarray(it["motion"])) for it in items]
+        text = guo.text_embeddings([it["tokens"] for it in items])
+        return text, guo.motion_embeddings(raw), guo.motion_embeddings(gen, mean=pack.mean, std=pack.std), guo.sha
+    from mate.evaluate.retrieval import train_or_load
+
+    ev = train_or_load(pack, encoder, cfg, args.workspace, seed=cfg.seed_for("evaluator"), progress=not args.quiet)
+    if cfg["evaluator.sha"] and cfg["evaluator.sha"] != ev.sha:
+        raise UserError(f"evaluator sha {ev.sha[:12]} does not match evaluator.sha={cfg['evaluator.sha'][:12]}")
+    text = ev.embed_texts([it["text"] for it in items])
+    return text, ev.embed_motions([it["motion"] for it in items]), ev.embed_motions(gen), ev.sha
 
 
 def add_parsers(sub) -> None:
