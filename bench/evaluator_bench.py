@@ -21,69 +21,48 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from mate.config import derive_seed, resolve
 from mate.data.dataset import MotionDataset
 from mate.data.pack import open_pack
 from mate.data.source import resolve_dataset
-from mate.evaluate.metrics import fid, r_precision, r_precision_ceiling
-from mate.evaluate.partition import equal_split, mean_frame_iou, partition_dataset, tokens_to_frames
+from mate.evaluate.metrics import fid, r_precision
 from mate.evaluate.retrieval import embed_texts, train_or_load
+from mate.evaluate.truth import ceiling, load_annotations, partition_cases, partition_iou
 from mate.text.cached import frozen_features
 from mate.text.encoder import TextEncoder
 
 
-def _meaning(caption: dict) -> tuple:
-    """What a caption says: its motion words' (segment, attribute, value), in segment order."""
-    return tuple(sorted((w["segment"], w["attribute"], w["value"]) for w in caption["words"]))
-
-
-def retrieval_figures(ev, pack, notes: dict, split: str, seed: int) -> dict:
+def retrieval_figures(ev, pack, notes: dict, split: str, seed: int, subset: str = "all") -> dict:
     ds = MotionDataset(pack, split, random_crop=False)
+    comp = set(pack.split(f"{split}_comp"))
+    keep = {"all": lambda cid: True, "comp": lambda cid: cid in comp, "non-comp": lambda cid: cid not in comp}[subset]
     order = np.random.default_rng(seed).permutation(len(ds))
-    items = [ds[int(i)] for i in order]
+    items = [it for it in (ds[int(i)] for i in order) if keep(it["id"])]
     text = ev.embed_texts([it["text"] for it in items])
     motion = ev.embed_motions([it["motion"] for it in items])
     top = r_precision(text, motion, batch_size=32, top_k=3)
-    meanings = {c["text"]: _meaning(c) for a in notes.values() for c in a["captions"]}
-    groups = np.unique([str(meanings.get(it["text"], it["text"])) for it in items], return_inverse=True)[1]
-    ceiling = r_precision_ceiling(groups, batch_size=32, seed=seed, repeats=20)
+    cap = ceiling(notes, [it["text"] for it in items], seed=seed)
     half = len(items) // 2
     perm = np.random.default_rng(seed + 1).permutation(len(items))
     fid_halves = fid(motion[perm[:half]], motion[perm[half : 2 * half]])
     mean_motion = ev.embed_motions([np.zeros_like(it["motion"]) for it in items])  # normalised dataset mean
     fid_mean = fid(motion, mean_motion)
     return {"items": len(items), "r1": float(top[0]), "r2": float(top[1]), "r3": float(top[2]),
-            "ceiling_r1": ceiling["top1"], "ceiling_r3": ceiling["top3"], "fid_halves": fid_halves,
+            "ceiling_r1": cap["top1"], "ceiling_r3": cap["top3"], "fid_halves": fid_halves,
             "fid_mean_motion": fid_mean, "fid_ratio": fid_halves / fid_mean}
 
 
 def partition_figures(ev, encoder, pack, notes: dict, split: str, workspace: Path, min_len: int) -> dict:
-    cases = []
-    for cid in pack.split(split):
-        a = notes[cid]
-        spans = [tuple(s["span"]) for s in a["segments"]]
-        for cap in a["captions"]:
-            subs = sorted(cap["subtexts"], key=lambda s: s["segment"])  # temporal order
-            if len(subs) >= 2 and [s["segment"] for s in subs] == list(range(len(spans))):
-                cases.append((cid, [s["text"] for s in subs], [spans[s["segment"]] for s in subs]))
-    texts = sorted({t for _, subs, _ in cases for t in subs})
-    feats = frozen_features(encoder, texts, workspace, progress=False)
-    sub_emb = dict(zip(texts, embed_texts(ev.model, feats, texts)))
-    with torch.no_grad():
-        tokens = {cid: ev.model.motion.tokens(torch.from_numpy(pack.normalize(pack.motion(cid))[None]))[0].numpy()
-                  for cid in {c for c, _, _ in cases}}
+    cases = partition_cases(notes, pack.split(split))
+
+    def embed(texts):
+        return embed_texts(ev.model, frozen_features(encoder, texts, workspace, progress=False), texts)
+
     start = time.perf_counter()
-    parts = partition_dataset([tokens[c] for c, _, _ in cases], [np.stack([sub_emb[t] for t in s]) for _, s, _ in cases],
-                              min_len=min_len, pool=ev.model.window_head)
-    seconds = time.perf_counter() - start
-    lengths = [int(pack.lengths[pack.index(c)]) for c, _, _ in cases]
-    preds = [tokens_to_frames(p, n) for p, n in zip(parts, lengths)]
-    truth = [t for _, _, t in cases]
-    equal = [equal_split(n, len(t)) for n, t in zip(lengths, truth)]
-    return {"captions": len(cases), "iou": mean_frame_iou(preds, truth), "iou_equal": mean_frame_iou(equal, truth),
-            "seconds": seconds}
+    out = partition_iou(ev.model, embed, pack, cases, min_len=min_len)
+    return {"captions": len(cases), "iou": out["eval/partition_iou"], "iou_equal": out["eval/partition_iou_equal"],
+            "seconds": time.perf_counter() - start}
 
 
 def main() -> None:
@@ -97,7 +76,7 @@ def main() -> None:
     ws = Path(args.workspace)
     data = resolve_dataset(cfg, ws)
     pack = open_pack(data, ws)
-    notes = {json.loads(line)["id"]: json.loads(line) for line in (Path(data) / "annotations.jsonl").open()}
+    notes = load_annotations(data)
     encoder = TextEncoder.load(cfg["encoder.path"], cfg["encoder.family"])
     report: dict = {"config": cfg.section("evaluator"), "dataset": pack.content_hash}
     for role, seed in (("scoring", cfg.seed_for("evaluator")), ("partition", cfg["align.partition_seed"]
@@ -106,15 +85,19 @@ def main() -> None:
         ev = train_or_load(pack, encoder, cfg, ws, seed=seed)
         report[role] = {"sha": ev.sha, "seed": seed, "epochs": ev.meta["epochs_done"],
                         "train_seconds": ev.meta["train_seconds"], "wall_seconds": time.perf_counter() - t0}
+        trained = set(cfg["evaluator.splits"].split(","))
         for split in ("val", "test"):
-            report[role][split] = retrieval_figures(ev, pack, notes, split, seed=0)
-            if role == "partition":
-                report[role][split]["partition"] = partition_figures(ev, encoder, pack, notes, split, ws, args.min_len)
+            for subset in ("all", "non-comp", "comp"):
+                key = f"{split} ({subset}{', trained on' if split in trained else ''})"
+                report[role][key] = retrieval_figures(ev, pack, notes, split, seed=0, subset=subset)
+                if role == "partition" and subset == "all":
+                    report[role][key]["partition"] = partition_figures(ev, encoder, pack, notes, split, ws,
+                                                                       args.min_len)
         print(json.dumps({role: report[role]}, indent=1), file=sys.stderr)
     print("| model | split | R@1 | R@2 | R@3 | R@1 ceiling | R@3 ceiling | FID halves / FID mean-motion | partition IoU | equal split IoU |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for role in ("scoring", "partition"):
-        for split in ("val", "test"):
+        for split in [k for k in report[role] if k.startswith(("val", "test"))]:
             r, p = report[role][split], report[role][split].get("partition")
             name = f"{role} ({report[role]['sha'][:8]}, {report[role]['epochs']} ep, {report[role]['train_seconds']:.0f} s)"
             part = f"{p['iou']:.3f} ({p['captions']} captions) | {p['iou_equal']:.3f}" if p else "- | -"

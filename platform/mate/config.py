@@ -71,8 +71,12 @@ _KEYS: list[Key] = [
     Key("evaluator.batch", int, 64, "training batch (InfoNCE negatives)"),
     Key("evaluator.lr", float, 1e-3, "AdamW learning rate"),
     Key("evaluator.temperature", float, 0.07, "InfoNCE temperature"),
-    Key("evaluator.false_neg_cos", float, 0.95, "captions whose base-LM sentence cosine exceeds this are not "
-        "negatives of each other"),
+    Key("evaluator.false_neg_cos", float, 1.01, "captions whose base-LM sentence cosine exceeds this are not "
+        "negatives of each other (off by default: the base LM puts 'left hand'/'right hand' captions at 0.99, so any "
+        "threshold would mask exactly the differences MATE is about; identical captions are always masked)"),
+    Key("evaluator.splits", str, "train,val", "splits the retrieval model trains on (never test). val is in by "
+        "default: the synthetic corpus holds action x value combinations out of train, and a scorer that never saw "
+        "'waves the left hand' cannot score a generator asked for it"),
     Key("evaluator.max_seconds", float, None, "stop training after this many seconds (unset: no limit)",
         nullable=True),
     Key("align.partition_seed", int, None, "seed of the retrieval model that partitions motions for MATE (unset: "

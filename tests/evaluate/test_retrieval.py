@@ -90,13 +90,23 @@ def test_evaluate_command_scores_real_motions_and_checks_input(trained, tiny_cor
     assert run["evaluator_sha"] == ev.sha and run["dataset_hash"] == pack.content_hash and "git_sha" in run
     assert metrics["eval/fid"] < 0.05 and metrics["eval/r_precision_top3"] > 3 / 32
     assert set(metrics) >= {"eval/mm_dist_ci95", "eval/diversity", "eval/r_precision_top1_ci95"}
-    few = tmp_path / "few"
-    few.mkdir()
-    for p in sorted((tiny_corpus / "new_joint_vecs").glob("*.npy"))[:3]:
-        shutil.copy(p, few / p.name)
-    args[args.index("--motions") + 1] = str(few)
+    assert 1 / 32 < metrics["eval/r_precision_ceiling"] <= 1  # the corpus repeats meanings: the ceiling is below 1
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_corpus / "new_joint_vecs", bad)
+    test_ids = pack.split("test")
+    (bad / f"{test_ids[0]}.npy").unlink()
+    nan = np.load(bad / f"{test_ids[1]}.npy")
+    nan[3, 5] = np.nan
+    np.save(bad / f"{test_ids[1]}.npy", nan)
+    np.save(bad / f"{test_ids[2]}.npy", np.zeros((60, 251), np.float32))
+    (bad / f"{test_ids[3]}.npy").write_bytes(b"garbage")
+    args[args.index("--motions") + 1] = str(bad)
     assert main(args) == 2
-    assert "R-Precision needs at least 32" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "4 motion file(s) cannot be scored" in err and "Traceback" not in err
+    assert f"{test_ids[0]}.npy: missing" in err and f"{test_ids[1]}.npy: 1 NaN/Inf" in err
+    assert f"{test_ids[2]}.npy: expected (T >= 4, 263) features, got shape (60, 251)" in err
+    assert f"{test_ids[3]}.npy: " in err
 
 
 def test_evaluate_with_guo_scorer_loads_the_published_layout(tiny_corpus, tmp_path, capsys):
@@ -118,3 +128,17 @@ def test_evaluate_with_guo_scorer_loads_the_published_layout(tiny_corpus, tmp_pa
     assert run["scorer"] == "guo" and run["evaluator_sha"] == hashlib.sha256(tar.read_bytes()).hexdigest()
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert metrics["eval/fid"] < 1e-3  # the real motions scored against themselves
+
+
+def test_partition_role_reports_partition_iou_against_the_truth(tiny_corpus, tmp_path):
+    import json
+
+    out = tmp_path / "p"
+    assert main(["evaluator", "train", "--role", "partition", "--data", str(tiny_corpus), "--workspace",
+                 str(tmp_path / "ws"), "--out", str(out), "--quiet", "profile=tiny", "evaluator.epochs=1"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    run = json.loads((out / "run.json").read_text())
+    assert run["role"] == "partition" and run["seed"] != resolve(["profile=tiny"]).seed_for("evaluator")
+    # it trained on train + val (evaluator.splits), so it is measured on test
+    assert 0 < metrics["eval/partition_iou"] <= 1 and 0 < metrics["eval/partition_iou_equal"] <= 1
+    assert "evaluator/r_precision_top3" in metrics and not any(k.startswith("val/") for k in metrics)

@@ -45,12 +45,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed = cfg.seed_for("evaluator")
     start = time.perf_counter()
     ev = train_or_load(pack, encoder, cfg, args.workspace, seed=seed, progress=not args.quiet)
-    metrics = {f"evaluator/{k}": v for k, v in ev.meta.items() if k.startswith("val/") or k == "epochs_done"}
+    metrics = {f"evaluator/{k}": v for k, v in ev.meta.items() if k.startswith(("val/", "r_precision")) or k == "epochs_done"}
     metrics = {k.replace("evaluator/val/", "val/evaluator/"): v for k, v in metrics.items()}
+    from mate.evaluate.truth import load_annotations
+
+    notes = load_annotations(pack_root(pack))
+    if notes and args.role == "partition":  # how well it partitions into the annotated segments (synthetic truth)
+        from mate.evaluate.retrieval import embed_texts
+        from mate.evaluate.truth import partition_cases, partition_iou
+        from mate.text.cached import frozen_features
+
+        def embed(texts):
+            return embed_texts(ev.model, frozen_features(encoder, texts, args.workspace, progress=False), texts)
+
+        from mate.evaluate.retrieval.train import training_splits
+
+        held = "val" if "val" not in training_splits(cfg, pack) else "test"  # a split it did not train on
+        found = partition_iou(ev.model, embed, pack, partition_cases(notes, pack.split(held)))
+        prefix = "val/" if held == "val" else ""
+        metrics.update({f"{prefix}{k}": v for k, v in found.items() if k.startswith("eval/")})
     out = Path(args.out) if args.out else Path(args.workspace) / "runs" / f"evaluator-{ev.sha[:12]}"
     write_outputs(out, metrics, cfg, role=args.role, seed=seed, evaluator_sha=ev.sha, evaluator_path=str(ev.path),
                   dataset_hash=pack.content_hash)
-    r = ", ".join(f"{k.split('/')[-1]} {v:.3f}" for k, v in metrics.items() if "r_precision" in k)
+    r = ", ".join(f"{k.split('/')[-1]} {v:.3f}" for k, v in metrics.items() if "r_precision" in k or "iou" in k)
     print(f"{args.role} evaluator {ev.sha[:12]} ({ev.meta['epochs_done']} epochs, {time.perf_counter() - start:.1f} s):"
           f" val {r}\n  {ev.path}\n  metrics: {out / 'metrics.json'}")
     return 0
@@ -69,24 +86,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise UserError(f"{folder}: no such folder of motions (<id>.npy, T x {pack.dim} features)")
     ds = MotionDataset(pack, args.split, random_crop=False)
     items = [ds[i] for i in range(len(ds))]
-    gen, keep = [], []
-    for i, it in enumerate(items):
-        path = folder / f"{it['id']}.npy"
-        if path.is_file():
-            m = np.load(path).astype(np.float32)
-            if m.ndim != 2 or m.shape[1] != pack.dim:
-                raise UserError(f"{path}: expected (T, {pack.dim}) features, got {m.shape}")
-            if len(m) == int(pack.lengths[pack.index(it["id"])]):  # a whole clip (e.g. the Real row): crop it
-                a, b = ds.crop(i)  # like the item, so real and "generated" see the same rows
-                m = m[a:b]
-            gen.append(pack.normalize(m[: ds.max_motion_len]))
-            keep.append(i)
-    if len(keep) < 32:
-        raise UserError(f"{folder}: only {len(keep)} of the {len(items)} {args.split} items have a motion file "
-                        "(R-Precision needs at least 32)")
-    items = [items[i] for i in keep]
+    if len(items) < 32:
+        raise UserError(f"{args.split} has {len(items)} items: R-Precision needs at least 32")
+    gen = _read_motions(folder, ds, items, pack)
     text, real, gen, sha = _embed(cfg, args, pack, encoder, items, gen)
     metrics = evaluate_embeddings(text, real, gen, repeats=cfg["eval.repeats"], seed=cfg.seed_for("eval"))
+    from mate.evaluate.truth import ceiling, load_annotations
+
+    notes = load_annotations(pack_root(pack))
+    if notes:  # a template corpus repeats meanings: the R@1 an ideal retriever could reach
+        metrics["eval/r_precision_ceiling"] = ceiling(notes, [it["text"] for it in items], seed=cfg.seed_for("eval"),
+                                                      repeats=cfg["eval.repeats"])["top1"]
     if cfg["eval.scorer"] == "guo" and pack.dim == 263 and folder.resolve() == (pack_root(pack) / "new_joint_vecs"):
         _check_real_row(metrics)
     out = Path(args.out) if args.out else Path(args.workspace) / "runs" / f"evaluate-{folder.name}"
@@ -114,6 +124,47 @@ def _check_real_row(metrics: dict) -> None:
     if off:
         print("warning: the Real row differs from the published one: " + ", ".join(off) + "; check the dataset "
               "build, the evaluator checkpoint and its meta (mean/std)", file=sys.stderr)
+
+
+def _read_motions(folder: Path, ds, items: list, pack) -> list:
+    """One normalised motion per item from `<folder>/<id>.npy`; every bad or missing file in one error."""
+    import numpy as np
+
+    from mate.data.errors import DatasetError
+    from mate.data.layout import load_npy
+
+    motions, problems, loaded = [], [], {}
+    for i, it in enumerate(items):
+        path = folder / f"{it['id']}.npy"
+        if it["id"] not in loaded:
+            if not path.is_file():
+                problems.append(f"{path.name}: missing ({ds.split} id {it['id']} has no motion)")
+                loaded[it["id"]] = None
+                continue
+            try:
+                m = load_npy(path)
+            except DatasetError as exc:
+                problems.append(f"{path.name}: {exc.message}")
+                loaded[it["id"]] = None
+                continue
+            if m.ndim != 2 or m.shape[1] != pack.dim or len(m) < 4:
+                problems.append(f"{path.name}: expected (T >= 4, {pack.dim}) features, got shape {m.shape}")
+                m = None
+            elif not np.isfinite(m).all():
+                problems.append(f"{path.name}: {int((~np.isfinite(m)).sum())} NaN/Inf values")
+                m = None
+            loaded[it["id"]] = m
+        m = loaded[it["id"]]
+        if m is None:
+            continue
+        if len(m) == int(pack.lengths[pack.index(it["id"])]):  # a whole clip (e.g. the Real row): crop it
+            a, b = ds.crop(i)  # like the item, so real and "generated" see the same rows
+            m = m[a:b]
+        motions.append(pack.normalize(np.asarray(m[: ds.max_motion_len], dtype=np.float32)))
+    if problems:
+        shown = "\n  ".join(problems[:8]) + (f"\n  ... and {len(problems) - 8} more" if len(problems) > 8 else "")
+        raise UserError(f"{folder}: {len(problems)} motion file(s) cannot be scored:\n  {shown}")
+    return motions
 
 
 def _embed(cfg, args, pack, encoder, items, gen):

@@ -7,6 +7,7 @@ its weights file, which every score records; loading it for another dataset or n
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ import torch
 from tqdm import tqdm
 
 from mate.cache import content_hash, file_sha256, get_or_build
+from torch.utils.data import ConcatDataset
+
 from mate.data.dataset import MotionDataset, collate, make_loader
 from mate.errors import UserError
 from mate.text.cached import FrozenFeatures, frozen_features
@@ -83,6 +86,21 @@ def embed_motions(model: RetrievalModel, motions: Sequence[np.ndarray], batch: i
     return torch.cat(out).numpy() if out else np.zeros((0, model.config["dim"]), np.float32)
 
 
+def training_splits(cfg, pack) -> list[str]:
+    names = [s.strip() for s in cfg["evaluator.splits"].split(",") if s.strip()]
+    if not names or "test" in names or any(s.startswith("test") for s in names):
+        raise UserError(f"evaluator.splits={cfg['evaluator.splits']!r}: name one or more of train, val (never test)")
+    missing = [s for s in names if s not in pack.splits]
+    if missing:
+        raise UserError(f"evaluator.splits: {', '.join(missing)} not in the dataset (it has {', '.join(pack.splits)})")
+    return names
+
+
+def _canon(text: str) -> str:
+    """A caption up to case, punctuation and spacing: two captions equal here are the same caption."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
 def _evaluate_split(model, pack, feats, split: str) -> dict[str, float]:
     ds = MotionDataset(pack, split, random_crop=False)
     if len(ds) < 32:
@@ -100,8 +118,9 @@ def _train(pack, feats: FrozenFeatures, cfg, seed: int, progress: bool) -> tuple
     torch.manual_seed(seed)
     model = RetrievalModel(pack.dim, feats.tokens.shape[1], cfg["evaluator.hidden"], cfg["evaluator.dim"])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["evaluator.lr"], weight_decay=1e-4)
-    ds = MotionDataset(pack, "train", random_crop=True, seed=seed)
-    loader = make_loader(ds, batch_size=cfg["evaluator.batch"], shuffle=True, seed=seed, drop_last=True)
+    parts = [MotionDataset(pack, s, random_crop=True, seed=seed) for s in training_splits(cfg, pack)]
+    loader = make_loader(ConcatDataset(parts), batch_size=cfg["evaluator.batch"], shuffle=True, seed=seed,
+                         drop_last=True)
     sent = torch.nn.functional.normalize(feats.sentence, dim=-1)
     epochs, limit = cfg["evaluator.epochs"], cfg["evaluator.max_seconds"]
     start, done, losses = time.perf_counter(), 0, []
@@ -109,13 +128,15 @@ def _train(pack, feats: FrozenFeatures, cfg, seed: int, progress: bool) -> tuple
     bar = tqdm(range(epochs), desc="evaluator", unit="epoch", disable=not progress)
     for epoch in bar:
         model.train()
-        ds.set_epoch(epoch)
+        for part in parts:
+            part.set_epoch(epoch)
         for batch in loader:
             idx = [feats.index[t] for t in batch["text"]]
             tok, mask = feats.padded(idx)
             s = sent[idx]
-            ids = np.asarray(batch["ids"])
-            not_neg = (s @ s.T > cfg["evaluator.false_neg_cos"]) | torch.from_numpy(ids[:, None] == ids[None, :])
+            ids, same = np.asarray(batch["ids"]), np.asarray([_canon(t) for t in batch["text"]])
+            not_neg = (s @ s.T > cfg["evaluator.false_neg_cos"]) | torch.from_numpy(
+                (ids[:, None] == ids[None, :]) | (same[:, None] == same[None, :]))
             loss = info_nce(model.encode_text(tok, mask), model.encode_motion(batch["motion"], batch["lengths"]),
                             cfg["evaluator.temperature"], not_neg)
             opt.zero_grad()
@@ -131,7 +152,10 @@ def _train(pack, feats: FrozenFeatures, cfg, seed: int, progress: bool) -> tuple
     bar.close()
     stats = {"epochs_done": done, "train_seconds": time.perf_counter() - start,
              "final_loss": float(np.mean(losses[-max(1, len(loader)):])) if losses else float("nan")}
-    stats.update({f"val/{k}": v for k, v in _evaluate_split(model, pack, feats, "val").items()})
+    held = next((s for s in ("val", "test") if s not in training_splits(cfg, pack)), None)
+    if held is not None:  # its own check, on the first split it did not train on (DESIGN: test has no prefix)
+        prefix = "val/" if held == "val" else ""
+        stats.update({f"{prefix}{k}": v for k, v in _evaluate_split(model, pack, feats, held).items()})
     return model, stats
 
 

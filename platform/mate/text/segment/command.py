@@ -30,9 +30,9 @@ def _fmt_reasons(reasons: dict[str, int]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mate.cache import write_json
-    from mate.cli import UsageError
     from mate.config import resolve
+    from mate.errors import UserError as UsageError
+    from mate.runinfo import write_outputs
 
     from . import dataset_captions, segment_captions
     from .agreement import agreement, summary_line
@@ -75,15 +75,10 @@ def run(args: argparse.Namespace) -> int:
             metrics.update(agreement(result.segmentations, refs))
             agree_line = summary_line(metrics, refs)
 
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "metrics.json", metrics)
-    write_json(out / "run.json", {
-        "args": {"data": args.data, "backend": args.backend, "workspace": args.workspace, "out": args.out,
-                 "overrides": list(args.overrides)},
-        "config": config.section("segment"), "data": str(data.resolve()), "backend": backend,
-        "model": result.model, "version": result.version, "cache": str(result.path), "requests": result.requests,
-        "captions": tally.captions, "cached": tally.cached, "computed": tally.computed,
-        "fallbacks": dict(sorted(tally.fallbacks.items())), "seconds": round(seconds, 3)})
+    write_outputs(out, metrics, config.section("segment"), data=str(data.resolve()), backend=backend,
+                  model=result.model, version=result.version, cache=str(result.path), requests=result.requests,
+                  captions=tally.captions, cached=tally.cached, computed=tally.computed,
+                  fallbacks=dict(sorted(tally.fallbacks.items())), seconds=round(seconds, 3))
 
     print(f"segmented {tally.captions} captions with {backend} ({result.model}, {result.version}): "
           f"{tally.cached} from the cache, {tally.computed} computed in {seconds:.1f} s")
