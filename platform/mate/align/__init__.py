@@ -1,0 +1,1 @@
+"""The MATE method: motion encoder and decoder, localization prior, guided attention, prototypes, losses, trainer."""
