@@ -170,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mate.evaluate.commands import add_parsers as _add_evaluate
 
     _add_evaluate(sub)
+    from mate.align.command import add_parser as _add_align
+
+    _add_align(sub)
     return parser
 
 

@@ -32,7 +32,7 @@ def attention(rows: Sequence[dict], out: str | Path) -> Path:
             if prior.max() > 0:
                 ax.plot(x, prior / prior.max() * att.max(), color="#ff7f0e", lw=1.5, label="prior (scaled)")
         if r.get("true") is not None:
-            ax.axvspan(r["true"][0] - 0.5, r["true"][1] - 0.5, color="#2ca02c", alpha=0.15, label="annotated span")
+            ax.axvspan(r["true"][0] - 0.5, r["true"][1] - 0.5, color="#2ca02c", alpha=0.15, label="word's segment")
         ax.set_title(f"'{r['word']}' in: {r['caption'][:80]}", fontsize=8)
         ax.set_xlim(-0.5, len(att) - 0.5)
         ax.tick_params(labelsize=7)
