@@ -101,6 +101,7 @@ _KEYS: list[Key] = [
     Key("align.row_lr", float, 1e-3, "learning rate of the word-embedding rows"),
     Key("align.epochs", int, 20, "alignment epochs"),
     Key("align.batch", int, 64, "word occurrences per batch"),
+    Key("align.steps", int, 0, "optimizer steps per epoch (0: one pass over the training word occurrences)"),
     Key("align.hidden", int, 128, "width of the motion encoder and the attention"),
     Key("align.heads", int, 4, "attention heads"),
     Key("align.min_segment", int, 2, "shortest motion segment of the partition, in motion tokens (4 rows)"),
@@ -118,7 +119,7 @@ KEYS: dict[str, Key] = {k.name: k for k in _KEYS}
 
 PROFILES: dict[str, dict[str, Any]] = {
     "tiny": {"data.num_clips": 128, "evaluator.epochs": 2, "evaluator.hidden": 64, "evaluator.dim": 32,
-             "eval.repeats": 2, "align.epochs": 2, "align.hidden": 32, "align.batch": 32},
+             "eval.repeats": 2, "align.epochs": 2, "align.hidden": 32, "align.batch": 16, "align.steps": 3},
     "smoke": {"data.num_clips": 400, "evaluator.epochs": 12, "evaluator.max_seconds": 45.0, "eval.repeats": 3},
     "bench": {"data.num_clips": 2000, "evaluator.epochs": 30, "evaluator.max_seconds": 285.0, "eval.repeats": 20},
     "paper": {"evaluator.dim": 512, "evaluator.hidden": 512, "evaluator.epochs": 200},

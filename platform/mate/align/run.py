@@ -109,7 +109,7 @@ def run_align(cfg, data_dir, workspace, out, *, report: Callable | None = None, 
                       sigma_scale=cfg["align.sigma_scale"], prior_strength=cfg["align.prior_strength"],
                       temperature=cfg["align.temperature"])
     batch = cfg["align.batch"]
-    steps = max(1, math.ceil(len(train) / batch))
+    steps = cfg["align.steps"] or max(1, math.ceil(len(train) / batch))
 
     def make_batches(epoch: int):
         rng = np.random.default_rng([seed, epoch])
