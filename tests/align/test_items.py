@@ -25,6 +25,15 @@ from mate.text.encoder import TextEncoder
 TRUTH = ["profile=tiny", "segment.backend=truth"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small tensors: one thread is as fast, and does not stall when the two shared cores are busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def encoder():
     return TextEncoder.load()
@@ -203,6 +212,21 @@ def test_lemmas_pos_alignment_and_synonyms():
     assert W.canonical("clockwise") != W.canonical("anticlockwise")
     classes = W.meaning_classes("the man turn to the left then squat down".split())
     assert classes[5] == {"left", "counterclockwise"} and classes[8] == {"squat", "down"}
+
+
+def test_real_humanml3d_token_fields_align(hml_caption_file):
+    from mate.data.captions import read_captions
+    from mate.text.encoder import WORD_RE
+
+    for cap in read_captions(hml_caption_file):
+        words = [m.group(0) for m in WORD_RE.finditer(cap.text)]
+        match = W.align_tokens(words, cap.tokens)
+        assert None not in match and match == sorted(match)
+        got = {w: cap.tokens[t] for w, t in zip(words, match)}
+        assert got.get("kicks", ("kick", "VERB")) == ("kick", "VERB") and got["left"][0] == "left"
+        kept = [w for w, t in zip(words, match) if W.eligible(cap.tokens[t][0], w, cap.tokens[t][1], "motion")]
+        assert "left" in kept and "leg" in kept or "foot" in kept
+        assert not {"a", "man", "person", "his", "is", "with"} & set(kept)
 
 
 # ---------------------------------------------------------------------------------- prototypes and masks

@@ -66,6 +66,7 @@ IRREGULAR = {
 _NO_S = ("ss", "us", "is", "ous", "wards", "ways", "ics")
 
 
+@lru_cache(maxsize=65536)
 def normalize_word(word: str) -> str:
     """Lowercase, hyphens and apostrophes removed (HumanML3D's token field writes "anticlockwise", "sidestep")."""
     return re.sub(r"[^a-z0-9]", "", word.lower())
@@ -140,6 +141,7 @@ def guess_pos(word: str) -> str:
     return "NOUN"
 
 
+@lru_cache(maxsize=262144)
 def compatible(surface: str, lemma: str) -> bool:
     """Whether a token-field lemma can be the lemma of a surface word (equal after normalising, the rule lemma,
     the irregular table, or a common prefix of >= 3 letters, all of the shorter one when it is shorter)."""
@@ -163,9 +165,9 @@ def align_tokens(words: Sequence[str], tokens: Sequence[tuple[str, str]]) -> lis
     alignment (substitution 0 when compatible, 1 otherwise; a skipped word or token costs 1); an incompatible
     substitution is kept only when the counts are equal (a 1:1 field with an irregular lemma, like "ran/run")."""
     n, m = len(words), len(tokens)
-    comp = [[compatible(w, t[0]) for t in tokens] for w in words]
-    if n == m and all(comp[i][i] for i in range(n)):
+    if n == m and all(compatible(w, t[0]) for w, t in zip(words, tokens)):
         return list(range(n))
+    comp = [[compatible(w, t[0]) for t in tokens] for w in words]
     inf = n + m + 1
     cost = [[inf] * (m + 1) for _ in range(n + 1)]
     back = [[0] * (m + 1) for _ in range(n + 1)]
@@ -330,6 +332,7 @@ def phrases() -> tuple[tuple[tuple[frozenset[str], ...], str], ...]:
     return tuple(dict.fromkeys(out))
 
 
+@lru_cache(maxsize=65536)
 def carries_phrase_class(lemma: str) -> bool:
     """Whether a word inside a multi-word form takes the form's class: content words, not function words and not
     the body-part nouns of limb forms."""
@@ -341,11 +344,22 @@ def meaning_classes(lemmas: Sequence[str]) -> list[set[str]]:
     every multi-word form it is a content word of."""
     norm = [normalize_word(l) for l in lemmas]
     out = [{canonical(l)} if l else set() for l in norm]
-    for pattern, cls in phrases():
-        k = len(pattern)
-        for i in range(len(norm) - k + 1):
-            if all(norm[i + j] in pattern[j] for j in range(k)):
+    starts = _phrase_starts()
+    for i, first in enumerate(norm):
+        for pattern, cls in starts.get(first, ()):
+            k = len(pattern)
+            if i + k <= len(norm) and all(norm[i + j] in pattern[j] for j in range(1, k)):
                 for j in range(k):
                     if carries_phrase_class(norm[i + j]):
                         out[i + j].add(cls)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _phrase_starts() -> dict[str, list]:
+    """phrases() indexed by the lemmas that may start them."""
+    out: dict[str, list] = {}
+    for pattern, cls in phrases():
+        for first in pattern[0]:
+            out.setdefault(first, []).append((pattern, cls))
     return out
