@@ -94,6 +94,9 @@ def run_align(cfg, data_dir, workspace, out, *, report: Callable | None = None, 
     pack = open_pack(data_dir, workspace, progress=progress)
     encoder = TextEncoder.load(cfg["encoder.path"], cfg["encoder.family"])
     loc = localize(pack, encoder, cfg, workspace, splits=("train", "val", "test"), progress=progress)
+    # the annotated spans (synthetic corpus only), for align/attn_in_span; localize wants the base encoder
+    truth_loc = (localize(pack, encoder, cfg, workspace, splits=("val", "test"), progress=False, spans="truth")
+                 if (Path(data_dir) / "annotations.jsonl").is_file() else None)
     train = I.build_items(pack, encoder, loc, cfg, "train")
     vocab_size = cfg["align.prototype_vocab"]
     if vocab_size != "all" and not vocab_size.isdigit():
@@ -128,9 +131,6 @@ def run_align(cfg, data_dir, workspace, out, *, report: Callable | None = None, 
         metrics.update(history[-1] if history else {})
     aligner.eval()
     metrics["align/false_neg_rate"] = _false_negative_rate(train, data_dir, seed)
-    truth_loc = localize(pack, encoder.__class__.load(cfg["encoder.path"], cfg["encoder.family"]), cfg, workspace,
-                         splits=("val", "test"), progress=False, spans="truth") if (Path(data_dir) /
-                                                                                   "annotations.jsonl").is_file() else None
     for split, prefix in (("val", "val/"), ("test", "")):
         pairs = base_pairs[split]
         m = {**measures.pair_cosines(encoder, pairs), **measures.word_pair_accuracy(word_pair_score(aligner, pack), pairs)}
