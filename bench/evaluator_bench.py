@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mate.config import derive_seed, resolve
+from mate.config import resolve
 from mate.data.dataset import MotionDataset
 from mate.data.pack import open_pack
 from mate.data.source import resolve_dataset
 from mate.evaluate.metrics import fid, r_precision
 from mate.evaluate.retrieval import embed_texts, train_or_load
+from mate.evaluate.retrieval.train import partition_seed
 from mate.evaluate.truth import ceiling, load_annotations, partition_cases, partition_iou
 from mate.text.cached import frozen_features
 from mate.text.encoder import TextEncoder
@@ -79,8 +80,7 @@ def main() -> None:
     notes = load_annotations(data)
     encoder = TextEncoder.load(cfg["encoder.path"], cfg["encoder.family"])
     report: dict = {"config": cfg.section("evaluator"), "dataset": pack.content_hash}
-    for role, seed in (("scoring", cfg.seed_for("evaluator")), ("partition", cfg["align.partition_seed"]
-                                                                    or derive_seed(cfg["seed"], "partition"))):
+    for role, seed in (("scoring", cfg.seed_for("evaluator")), ("partition", partition_seed(cfg))):
         t0 = time.perf_counter()
         ev = train_or_load(pack, encoder, cfg, ws, seed=seed)
         report[role] = {"sha": ev.sha, "seed": seed, "epochs": ev.meta["epochs_done"],

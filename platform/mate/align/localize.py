@@ -41,8 +41,8 @@ import torch
 from tqdm import tqdm
 
 from mate.cache import content_hash, file_sha256, get_or_build
-from mate.config import derive_seed
 from mate.errors import UserError
+from mate.evaluate.retrieval.train import partition_seed
 
 FORMAT = 1
 SPANS = "spans.npz"
@@ -72,15 +72,6 @@ def _opt(cfg, key: str, default):
     values = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
     v = values.get(key)
     return default if v is None else v
-
-
-def partition_seed(cfg) -> int:
-    seed = _opt(cfg, "align.partition_seed", None)
-    return int(seed) if seed is not None else derive_seed(int(_opt(cfg, "seed", 0)), "partition")
-
-
-def source_dir(pack) -> Path:
-    return Path(pack.meta.get("source", "")).resolve()
 
 
 def localize_dir(workspace) -> Path:
@@ -224,7 +215,7 @@ def localize(pack, encoder, cfg, workspace, splits: Iterable[str] | None = None,
 
     if spans not in ("model", "truth"):
         raise ValueError(f"spans must be 'model' or 'truth', got {spans!r}")
-    data_dir = Path(data_dir) if data_dir is not None else source_dir(pack)
+    data_dir = Path(data_dir) if data_dir is not None else pack.source
     min_len = int(min_len if min_len is not None else _opt(cfg, "align.min_segment", 2))
     if min_len < 1:
         raise UserError(f"align.min_segment must be >= 1 motion token, got {min_len}")

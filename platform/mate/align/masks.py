@@ -6,10 +6,11 @@ strings; `false_negative_rate` measures that against the synthetic annotations.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from mate.data.captions import canonical_text
 
 from . import words as W
 
@@ -36,15 +37,11 @@ def same_word(items: Items, index) -> np.ndarray:
     return c[:, None] == c[None, :]
 
 
-def _canon_text(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
-
-
 def same_caption(items: Items, index) -> np.ndarray:
     """(B, B) bool: the same clip, or the same caption up to case and punctuation; L_sent's non-negatives."""
     idx = np.asarray(index, np.int64)
     clip = items.clip[idx]
-    text = np.array([_canon_text(items.texts[s]) for s in items.slot[idx]])
+    text = np.array([canonical_text(items.texts[s]) for s in items.slot[idx]])
     return (clip[:, None] == clip[None, :]) | (text[:, None] == text[None, :])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +110,11 @@ def read_captions(path: str | os.PathLike, errors: list[DatasetError] | None = N
 
 def _fmt_time(t: float) -> str:
     return repr(float(t))
+
+
+def canonical_text(text: str) -> str:
+    """A caption up to case, punctuation and spacing: two captions equal here are the same caption."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def format_caption(c: Caption) -> str:

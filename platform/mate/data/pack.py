@@ -142,6 +142,7 @@ class Pack:
         self.skeleton = self.spec.skeleton
         self.dim = self.spec.dim
         self.content_hash: str = self.meta["content_hash"]
+        self.source = Path(self.meta.get("source", "")).resolve()  # the dataset folder it was built from
         self.ids: list[str] = idx["ids"].tolist()
         self.offsets: np.ndarray = idx["offsets"]
         self.lengths: np.ndarray = idx["lengths"]

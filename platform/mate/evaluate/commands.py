@@ -33,23 +33,19 @@ def _setup(args, extra: dict | None = None):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from mate.config import derive_seed
     from mate.evaluate.retrieval import train_or_load
+    from mate.evaluate.retrieval.train import partition_seed
     from mate.runinfo import write_outputs
 
     cfg, pack, encoder = _setup(args, {"evaluator.seed": args.seed} if args.seed is not None else None)
-    if args.role == "partition":
-        seed = cfg["align.partition_seed"] if cfg["align.partition_seed"] is not None else derive_seed(cfg["seed"],
-                                                                                                       "partition")
-    else:
-        seed = cfg.seed_for("evaluator")
+    seed = partition_seed(cfg) if args.role == "partition" else cfg.seed_for("evaluator")
     start = time.perf_counter()
     ev = train_or_load(pack, encoder, cfg, args.workspace, seed=seed, progress=not args.quiet)
     metrics = {f"evaluator/{k}": v for k, v in ev.meta.items() if k.startswith(("val/", "r_precision")) or k == "epochs_done"}
     metrics = {k.replace("evaluator/val/", "val/evaluator/"): v for k, v in metrics.items()}
     from mate.evaluate.truth import load_annotations
 
-    notes = load_annotations(pack_root(pack))
+    notes = load_annotations(pack.source)
     if notes and args.role == "partition":  # how well it partitions into the annotated segments (synthetic truth)
         from mate.evaluate.retrieval import embed_texts
         from mate.evaluate.truth import partition_cases, partition_iou
@@ -93,11 +89,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate_embeddings(text, real, gen, repeats=cfg["eval.repeats"], seed=cfg.seed_for("eval"))
     from mate.evaluate.truth import ceiling, load_annotations
 
-    notes = load_annotations(pack_root(pack))
+    notes = load_annotations(pack.source)
     if notes:  # a template corpus repeats meanings: the R@1 an ideal retriever could reach
         metrics["eval/r_precision_ceiling"] = ceiling(notes, [it["text"] for it in items], seed=cfg.seed_for("eval"),
                                                       repeats=cfg["eval.repeats"])["top1"]
-    if cfg["eval.scorer"] == "guo" and pack.dim == 263 and folder.resolve() == (pack_root(pack) / "new_joint_vecs"):
+    if cfg["eval.scorer"] == "guo" and pack.dim == 263 and folder.resolve() == (pack.source / "new_joint_vecs"):
         _check_real_row(metrics)
     out = Path(args.out) if args.out else Path(args.workspace) / "runs" / f"evaluate-{folder.name}"
     write_outputs(out, metrics, cfg, evaluator_sha=sha, dataset_hash=pack.content_hash, motions=str(folder),
@@ -110,10 +106,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 # The "Real" row of Guo et al.'s evaluator on HumanML3D's test set, as papers report it.
 REAL_HUMANML3D = {"eval/r_precision_top3": (0.797, 0.02), "eval/fid": (0.002, 0.05), "eval/mm_dist": (2.974, 0.15)}
-
-
-def pack_root(pack) -> Path:
-    return Path(pack.meta.get("source", "")).resolve()
 
 
 def _check_real_row(metrics: dict) -> None:

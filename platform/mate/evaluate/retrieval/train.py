@@ -7,7 +7,6 @@ its weights file, which every score records; loading it for another dataset or n
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,10 @@ import torch
 from tqdm import tqdm
 
 from mate.cache import content_hash, file_sha256, get_or_build
+from mate.config import derive_seed
 from torch.utils.data import ConcatDataset
 
+from mate.data.captions import canonical_text
 from mate.data.dataset import MotionDataset, collate, make_loader
 from mate.errors import UserError
 from mate.text.cached import FrozenFeatures, frozen_features
@@ -86,6 +87,12 @@ def embed_motions(model: RetrievalModel, motions: Sequence[np.ndarray], batch: i
     return torch.cat(out).numpy() if out else np.zeros((0, model.config["dim"]), np.float32)
 
 
+def partition_seed(cfg) -> int:
+    """Seed of the partition model (`align.partition_seed`, else derived): a different training from the scorer."""
+    seed = cfg.get("align.partition_seed")
+    return int(seed) if seed is not None else derive_seed(int(cfg.get("seed", 0)), "partition")
+
+
 def training_splits(cfg, pack) -> list[str]:
     names = [s.strip() for s in cfg["evaluator.splits"].split(",") if s.strip()]
     if not names or "test" in names or any(s.startswith("test") for s in names):
@@ -94,11 +101,6 @@ def training_splits(cfg, pack) -> list[str]:
     if missing:
         raise UserError(f"evaluator.splits: {', '.join(missing)} not in the dataset (it has {', '.join(pack.splits)})")
     return names
-
-
-def _canon(text: str) -> str:
-    """A caption up to case, punctuation and spacing: two captions equal here are the same caption."""
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def _evaluate_split(model, pack, feats, split: str) -> dict[str, float]:
@@ -134,7 +136,7 @@ def _train(pack, feats: FrozenFeatures, cfg, seed: int, progress: bool) -> tuple
             idx = [feats.index[t] for t in batch["text"]]
             tok, mask = feats.padded(idx)
             s = sent[idx]
-            ids, same = np.asarray(batch["ids"]), np.asarray([_canon(t) for t in batch["text"]])
+            ids, same = np.asarray(batch["ids"]), np.asarray([canonical_text(t) for t in batch["text"]])
             not_neg = (s @ s.T > cfg["evaluator.false_neg_cos"]) | torch.from_numpy(
                 (ids[:, None] == ids[None, :]) | (same[:, None] == same[None, :]))
             loss = info_nce(model.encode_text(tok, mask), model.encode_motion(batch["motion"], batch["lengths"]),
