@@ -114,16 +114,49 @@ _KEYS: list[Key] = [
         nullable=True),
     Key("eval.repeats", int, 20, "repetitions behind each metric's _ci95"),
     Key("eval.seed", int, None, "seed of sampling and bootstrap resamples (unset: derived from seed)", nullable=True),
+    Key("eval.sampler_steps", int, 50, "DDIM steps when the generator samples for evaluation"),
+    Key("eval.samples", int, 0, "generated test items scored by eval/* (0: every test item)"),
+    Key("eval.pairs", int, 0, "minimal pairs behind probe/word_pair_acc (0: all of them)"),
+    Key("eval.val_items", int, 64, "size of the fixed val subset behind the per-epoch val/* objectives"),
+    # downstream generator (DESIGN 4)
+    Key("gen.kind", str, "diffusion", "downstream generator", choices=("diffusion",)),
+    Key("gen.cond", str, "sentence", "what the generator reads of the text encoder: its sentence feature or, "
+        "through cross-attention, its token features", choices=("sentence", "tokens")),
+    Key("gen.patch", int, 1, "motion frames per transformer token (temporal patching, for CPU budgets)"),
+    Key("gen.layers", int, 8, "transformer layers"),
+    Key("gen.hidden", int, 512, "transformer width"),
+    Key("gen.heads", int, 4, "attention heads"),
+    Key("gen.dropout", float, 0.1, "dropout inside the transformer"),
+    Key("gen.diffusion_steps", int, 1000, "diffusion timesteps of training (cosine schedule)"),
+    Key("gen.cond_drop", float, 0.1, "probability of dropping the text during training (classifier-free guidance)"),
+    Key("gen.guidance", float, 2.5, "classifier-free guidance scale when sampling (1: no guidance)"),
+    Key("gen.lr", float, 1e-4, "AdamW learning rate"),
+    Key("gen.batch", int, 64, "training batch"),
+    Key("gen.epochs", int, 50, "generator epochs (a report after each)"),
+    Key("gen.steps", int, 0, "optimizer steps per epoch (0: one pass over the training items)"),
+    Key("gen.max_seconds", float, None, "stop training after this many seconds (unset: no limit)", nullable=True),
+    Key("gen.seed", int, None, "seed of the generator (unset: derived from seed)", nullable=True),
+    # fault injection for tests (DESIGN 4)
+    Key("debug.fail_epoch", int, None, "raise an error at this generator epoch (tests of retries)", nullable=True),
+    Key("debug.nan_epoch", int, None, "make the generator loss NaN at this epoch (tests)", nullable=True),
 ]
 KEYS: dict[str, Key] = {k.name: k for k in _KEYS}
 
 PROFILES: dict[str, dict[str, Any]] = {
     "tiny": {"data.num_clips": 128, "evaluator.epochs": 2, "evaluator.hidden": 64, "evaluator.dim": 32,
-             "eval.repeats": 2, "align.epochs": 2, "align.hidden": 32, "align.batch": 16, "align.steps": 3},
+             "eval.repeats": 2, "align.epochs": 2, "align.hidden": 32, "align.batch": 16, "align.steps": 3,
+             "gen.layers": 1, "gen.hidden": 32, "gen.heads": 2, "gen.patch": 4, "gen.batch": 16, "gen.epochs": 2,
+             "gen.steps": 3, "gen.diffusion_steps": 100, "eval.sampler_steps": 2, "eval.samples": 32, "eval.pairs": 8,
+             "eval.val_items": 32},
     "smoke": {"data.num_clips": 400, "evaluator.epochs": 12, "evaluator.max_seconds": 45.0, "eval.repeats": 3,
-              "align.epochs": 3, "align.steps": 6, "align.batch": 32},
+              "align.epochs": 3, "align.steps": 6, "align.batch": 32,
+              "gen.layers": 2, "gen.hidden": 64, "gen.patch": 4, "gen.batch": 32, "gen.epochs": 3, "gen.steps": 20,
+              "gen.lr": 1e-3, "eval.sampler_steps": 5, "eval.samples": 128, "eval.pairs": 64, "eval.val_items": 32},
     "bench": {"data.num_clips": 2000, "evaluator.epochs": 30, "evaluator.max_seconds": 285.0, "eval.repeats": 20,
-              "align.epochs": 6, "align.steps": 40},
+              "align.epochs": 6, "align.steps": 40,
+              "gen.layers": 4, "gen.hidden": 128, "gen.patch": 2, "gen.batch": 64, "gen.epochs": 20, "gen.steps": 50,
+              "gen.lr": 5e-4, "gen.max_seconds": 600.0, "eval.sampler_steps": 20, "eval.samples": 0,
+              "eval.pairs": 0, "eval.val_items": 64},
     "paper": {"evaluator.dim": 512, "evaluator.hidden": 512, "evaluator.epochs": 200},
 }
 

@@ -10,7 +10,7 @@ from mate.cli import main
 from mate.text.artifact import AlignedRows, ArtifactError
 from mate.text.cached import frozen_features
 from mate.text.encoder import TextEncoder
-from mate.text.families import EncoderError, default_model_path
+from mate.text.families import default_model_path
 
 from .tiny_models import build_tiny
 
@@ -110,6 +110,12 @@ def test_frozen_features_are_computed_once(tmp_path):
     assert torch.allclose(second.sentence, direct.sentence, atol=1e-6)
     toks, mask = second.padded([0, 1])
     assert torch.allclose(toks[mask], direct.tokens[direct.mask], atol=1e-2)  # stored as float16
-    enc.set_trainable_rows(enc.token_ids(CAPTIONS))
-    with pytest.raises(EncoderError, match="frozen features come from the base model"):
-        frozen_features(enc, caps, tmp_path / "ws")
+    rows = enc.set_trainable_rows(enc.token_ids(CAPTIONS))
+    same = frozen_features(enc, caps, tmp_path / "ws", progress=False)  # rows selected but unchanged: new key
+    assert same.path != first.path and torch.allclose(same.sentence, first.sentence, atol=1e-6)
+    with torch.no_grad():
+        rows.rows.add_(torch.randn(rows.rows.shape, generator=torch.Generator().manual_seed(0)))  # not a constant: LayerNorm would remove it
+    moved = frozen_features(enc, caps, tmp_path / "ws", progress=False)  # aligned rows: their own entry
+    assert moved.path not in (first.path, same.path)
+    assert torch.allclose(moved.sentence, enc.encode(CAPTIONS).sentence, atol=1e-6)
+    assert not torch.allclose(moved.sentence, first.sentence, atol=1e-3)

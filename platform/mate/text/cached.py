@@ -1,7 +1,8 @@
 """Frozen text features computed once per dataset and stored in the workspace.
 
-The generator's baseline and the retrieval evaluator read the *base* model's features (they never see MATE rows);
-recomputing them per trial would cost more than the trial. Keyed by the model folder's hash, its family, the token
+The retrieval evaluator reads the *base* model's features (it never sees MATE rows); a generator reads the features of
+the encoder it is trained with (base or aligned rows, frozen while it trains). Recomputing them per trial would cost
+more than the trial. Keyed by the model folder's hash, its family, the token
 limit and the exact caption list, written temp-then-rename under a lock (mate.cache).
 """
 
@@ -9,16 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from tqdm import tqdm
 
 from mate.cache import content_hash, get_or_build
-
-from .families import EncoderError
 
 
 @dataclass
@@ -47,19 +46,32 @@ class FrozenFeatures:
         return out, mask
 
 
+def rows_digest(encoder) -> str | None:
+    """sha256 of the encoder's selected rows (ids and values); None for the base model."""
+    rows = encoder.rows
+    if rows is None:
+        return None
+    h = hashlib.sha256(rows.ids.detach().cpu().numpy().tobytes())
+    h.update(rows.rows.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def features_key(encoder, captions: Sequence[str]) -> str:
     digest = hashlib.sha256("\n".join(captions).encode()).hexdigest()
-    return content_hash({"model": encoder.folder_hash, "family": encoder.family, "max_length": encoder.max_length,
-                         "captions": digest, "format": 1})
+    key = {"model": encoder.folder_hash, "family": encoder.family, "max_length": encoder.max_length,
+           "captions": digest, "format": 1}
+    rows = rows_digest(encoder)
+    if rows is not None:  # aligned rows: another encoder (the base model's key stays what it always was)
+        key["rows"] = rows
+    return content_hash(key)
 
 
 def frozen_features(encoder, captions: Sequence[str], workspace: str | os.PathLike, batch_size: int = 128,
                     progress: bool = True) -> FrozenFeatures:
-    """Base-model features of the unique captions, read from the workspace cache or computed once."""
+    """Features of the unique captions under this encoder (the base model, or one with aligned rows: the key holds
+    the rows' digest), read from the workspace cache or computed once."""
     from safetensors.torch import load_file, save_file
 
-    if encoder.rows is not None:
-        raise EncoderError("frozen features come from the base model: this encoder has trainable rows selected")
     unique = list(dict.fromkeys(captions))
     path = Path(workspace) / "cache" / "text" / f"{features_key(encoder, unique)}.safetensors"
 
