@@ -42,3 +42,10 @@ def tiny_corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("corpus") / "tiny"
     synthesize(out, num=128, seed=0, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def trial_ws(tmp_path_factory) -> Path:
+    """One workspace for the trial tests (pipeline, `mate train`): the tiny corpus's pack, evaluators, segmentation
+    and alignment are built once and reused, as a sweep's trials reuse them."""
+    return tmp_path_factory.mktemp("trial_ws")

@@ -17,11 +17,9 @@ class UsageError(UserError):
 
 
 def _cmd_data_synth(args: argparse.Namespace) -> int:
-    from mate.data.synth import synthesize
-
     import json
 
-    from mate.data.synth import corpus
+    from mate.data.synth import corpus, synthesize
 
     out = Path(args.out)
     meta = out / "meta.json"
@@ -173,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mate.align.command import add_parser as _add_align
 
     _add_align(sub)
+    from mate.train_command import add_parsers as _add_train
+
+    _add_train(sub)
     return parser
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -20,19 +20,24 @@ from . import items as I
 from . import measures
 from .localize import localize
 from .model import Aligner
-from .trainer import fit, loss_weights
+from .trainer import fit
 
 ROWS_FILE = "aligned_rows.safetensors"
 
 
 @torch.no_grad()
-def _clip_features(aligner, pack, clip_ids, max_len: int = 196) -> torch.Tensor:
+def _clip_features(aligner, pack, clip_ids, max_len: int = 196, batch: int = 64) -> torch.Tensor:
+    """Unit clip features of whole clips (cropped to a multiple of 4 rows), padded into batches: the motion encoder
+    gives a clip the same feature alone or padded, so batching only saves time."""
     feats = []
-    for cid in clip_ids:
-        x = pack.normalize(pack.motion(cid))
-        n = max(4, min(max_len, len(x)) // 4 * 4)
-        feats.append(aligner.motion(torch.from_numpy(x[None, :n]), torch.tensor([n])).clip[0])
-    return torch.nn.functional.normalize(torch.stack(feats), dim=-1)
+    for s in range(0, len(clip_ids), batch):
+        xs = [pack.normalize(pack.motion(cid)) for cid in clip_ids[s : s + batch]]
+        lengths = [max(4, min(max_len, len(x)) // 4 * 4) for x in xs]
+        motion = torch.zeros(len(xs), max(lengths), pack.dim)
+        for i, (x, n) in enumerate(zip(xs, lengths)):
+            motion[i, : min(n, len(x))] = torch.from_numpy(x[:n])
+        feats.append(aligner.motion(motion, torch.tensor(lengths)).clip)
+    return torch.nn.functional.normalize(torch.cat(feats), dim=-1)
 
 
 @torch.no_grad()

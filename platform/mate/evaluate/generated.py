@@ -1,0 +1,97 @@
+"""Scoring a text-to-motion sampler on a split: `eval/*` with the frozen scoring evaluator, `probe/*` with the
+physical probes (DESIGN 4). The same function gives the per-epoch `val/…` objectives (a fixed small val subset) and
+the final test figures, so selection and reporting measure exactly the same thing.
+
+A sampler is `sample(texts, lengths, seed) -> [(T_i, D) raw features]` (`mate.evaluate.probes.Sampler`): what a user
+would save with `mate sample`, in the dataset's units. Nothing here knows which generator is behind it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mate.data.dataset import MotionDataset
+from mate.errors import UserError
+
+from . import probes
+from .metrics import evaluate_embeddings
+
+MIN_ITEMS = 32  # R-Precision ranks among 32
+
+
+def fixed_items(pack, split: str, n: int = 0, seed: int = 0) -> list[dict]:
+    """The split's (clip, caption) items with centred crops; a seeded subset of n (0: all), in dataset order, so
+    every epoch and every trial of a sweep scores the same items."""
+    ds = MotionDataset(pack, split, random_crop=False)
+    if len(ds) < MIN_ITEMS:
+        raise UserError(f"the {split} split has {len(ds)} items: scoring needs at least {MIN_ITEMS}")
+    keep = np.arange(len(ds))
+    if 0 < n < len(ds):
+        keep = np.sort(np.random.default_rng([seed, 104_729]).permutation(len(ds))[: max(n, MIN_ITEMS)])
+    return [ds[int(i)] for i in keep]
+
+
+def minimal_pairs(data_dir: str | Path, split: str) -> list[dict]:
+    path = Path(data_dir) / "prompts" / "minimal_pairs.jsonl"
+    if not path.is_file():
+        return []
+    return [p for p in (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+            if p["split"] == split]
+
+
+def sample_in_chunks(sample, texts: Sequence[str], lengths: Sequence[int], seed: int, batch: int) -> list[np.ndarray]:
+    out: list[np.ndarray] = []
+    for k, s in enumerate(range(0, len(texts), batch)):
+        got = list(sample(list(texts[s : s + batch]), list(lengths[s : s + batch]), seed + k))
+        if len(got) != len(texts[s : s + batch]):
+            raise ValueError(f"the sampler returned {len(got)} motions for {len(texts[s : s + batch])} texts")
+        out.extend(np.asarray(g, dtype=np.float32) for g in got)
+    return out
+
+
+def _probe_accuracy(items: list[dict], motions: list[np.ndarray], notes: dict | None) -> dict[str, float]:
+    """Attribute probes on the items whose caption describes the whole clip (spans shifted by the crop)."""
+    if not notes:
+        return {}
+    feats, anns = [], []
+    for it, m in zip(items, motions):
+        ann = notes.get(it["id"])
+        if ann is None:
+            continue
+        a, b = it["start"], it["start"] + it["length"]
+        segs = [{**s, "span": [max(s["span"][0], a) - a, min(s["span"][1], b) - a]} for s in ann["segments"]
+                if s["span"][1] > a and s["span"][0] < b]
+        feats.append(m)
+        anns.append({"id": it["id"], "segments": segs})
+    return probes.probe_accuracy(feats, anns) if feats else {}
+
+
+def score_sampler(sample, pack, evaluator, split: str, *, items: int = 0, pairs: int = 0, repeats: int = 20,
+                  seed: int = 0, batch: int = 64, notes: dict | None = None) -> dict[str, float]:
+    """eval/* (+ _ci95), probe/word_pair_acc*, probe/*_acc, probe/foot_skate, probe/jitter on `split`; names carry
+    `val/` in front when split is val (DESIGN 4)."""
+    chosen = fixed_items(pack, split, items, seed)
+    texts, lengths = [it["text"] for it in chosen], [int(it["length"]) for it in chosen]
+    raw = sample_in_chunks(sample, texts, lengths, seed, batch)
+    for m, n in zip(raw, lengths):
+        if m.shape != (n, pack.dim):
+            raise ValueError(f"the sampler returned a motion of shape {m.shape}, expected ({n}, {pack.dim})")
+    finite = [bool(np.isfinite(m).all()) for m in raw]
+    if not all(finite):
+        raise FloatingPointError(f"{finite.count(False)} of {len(raw)} generated motions hold NaN/Inf")
+    gen = evaluator.embed_motions([pack.normalize(m) for m in raw])
+    real = evaluator.embed_motions([it["motion"] for it in chosen])
+    text = evaluator.embed_texts(texts)
+    n = len(chosen) // MIN_ITEMS * MIN_ITEMS  # R-Precision batches are whole
+    metrics = evaluate_embeddings(text[:n], real[:n], gen[:n], repeats=repeats, seed=seed)
+    metrics.update(probes.plausibility(raw))
+    metrics.update(_probe_accuracy(chosen, raw, notes))
+    found = minimal_pairs(pack.source, split)
+    if found:
+        metrics.update(probes.word_pair_accuracy(found, sample, seed, n=pairs or None, batch_size=batch))
+    prefix = "val/" if split.startswith("val") else ""
+    return {prefix + k: float(v) for k, v in metrics.items()}

@@ -1,0 +1,121 @@
+"""The one interface every downstream generator implements, so the pipeline trains, samples and stores any of them.
+
+A generator trains on normalised motion (the dataset's Mean/Std space) and samples in that space too: callers
+denormalise with `Pack.denormalize` where they need raw features. It reads text only through `TextFeatures` and never
+evaluates itself: `fit` calls `on_epoch(epoch, metrics)` after each epoch's checkpoint is written, and the pipeline
+computes its val objectives there (adding keys to `metrics`, which then appear in the returned history).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mate.cache import atomic_write
+from mate.config import ConfigError, derive_seed
+from mate.data.dataset import MotionDataset
+from mate.errors import UserError
+
+from .text import TextFeatures
+
+OnEpoch = Callable[[int, dict], None]
+FORMAT = 1
+
+
+class Generator(abc.ABC):
+    kind: str = ""
+
+    @abc.abstractmethod
+    def fit(self, data: MotionDataset, text: TextFeatures, on_epoch: OnEpoch | None = None, *,
+            checkpoint_dir: str | Path | None = None, resume_dir: str | Path | None = None,
+            progress: bool = False) -> list[dict]:
+        """Train for `gen.epochs`; returns every epoch's metrics (`gen/loss`, `gen/epoch` counted from 1,
+        `cost/gen_epoch_seconds`, ...). Writes `checkpoint_dir/gen.pt` each epoch; `resume_dir` continues from its
+        checkpoint so that a killed and resumed run ends where an uninterrupted one does."""
+
+    @abc.abstractmethod
+    def sample(self, texts: Sequence[str], lengths: int | Sequence[int], n: int = 1, seed: int = 0,
+               text: TextFeatures | None = None, steps: int | None = None) -> list[list[np.ndarray]]:
+        """`out[i][k]`: the k-th of `n` samples for `texts[i]`, a float32 (lengths[i], motion_dim) array of
+        NORMALISED features. Deterministic given `seed`; sample (i, k) does not depend on the other texts asked for
+        with it. `text` defaults to the features the generator was trained or loaded with."""
+
+    @abc.abstractmethod
+    def state(self) -> dict[str, Any]:
+        """Everything `load` needs besides the text features (weights, config, dimensions)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_state(cls, state: Mapping[str, Any], text: TextFeatures | None) -> Generator: ...
+
+    def save(self, path: str | Path) -> Path:
+        """The trained generator (no optimizer state), written to a temporary file and renamed into place."""
+        return save_torch({"format": FORMAT, "kind": self.kind, **self.state()}, path)
+
+    @classmethod
+    def load(cls, path: str | Path, text: TextFeatures | None = None) -> Generator:
+        """A generator from `save` (or a `gen.pt` checkpoint); `text` must give the dimensions it was trained on."""
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != FORMAT or "kind" not in state:
+            raise UserError(f"{path}: not a generator file of format {FORMAT}")
+        impl = generator_class(state["kind"])
+        if cls is not Generator and not issubclass(impl, cls):
+            raise UserError(f"{path}: holds a {state['kind']} generator, not a {cls.kind} one")
+        return impl.from_state(state, text)
+
+
+def generator_class(kind: str) -> type[Generator]:
+    if kind == "diffusion":
+        from .diffusion import DiffusionGenerator
+
+        return DiffusionGenerator
+    raise ConfigError(f"config key 'gen.kind' must be one of diffusion; got {kind!r}")
+
+
+def make_generator(cfg: Mapping[str, Any], motion_dim: int, text_dims: tuple[int, int], *,
+                   device: str | torch.device | None = None) -> Generator:
+    """A new, untrained generator of kind `cfg["gen.kind"]`; text_dims = (sentence_dim, token_dim)."""
+    return generator_class(cfg["gen.kind"])(cfg, motion_dim, text_dims, device=device)
+
+
+def stage_seed(cfg: Mapping[str, Any]) -> int:
+    """`gen.seed`, else derived from `seed` (as `Config.seed_for("gen")`, for plain dicts too)."""
+    explicit = cfg.get("gen.seed")
+    return int(explicit) if explicit is not None else derive_seed(int(cfg.get("seed", 0)), "gen")
+
+
+def check_text_dims(text: TextFeatures | None, dims: tuple[int, int]) -> None:
+    if text is not None and (text.sentence_dim, text.token_dim) != tuple(dims):
+        raise UserError(f"the text features give (sentence {text.sentence_dim}, token {text.token_dim}) dims; this "
+                        f"generator was built for (sentence {dims[0]}, token {dims[1]}): use the same text encoder")
+
+
+def epoch_batches(n: int, batch: int, steps: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """An epoch's batches of item indices: `steps` full batches drawn through successive permutations (items repeat
+    within a batch only when there are fewer than `batch`), or with steps 0 one pass, the last batch partial."""
+    if steps == 0:
+        order = rng.permutation(n)
+        yield from (order[s : s + batch] for s in range(0, n, batch))
+        return
+    order = np.zeros(0, np.int64)
+    for _ in range(steps):
+        while len(order) < batch:
+            order = np.concatenate([order, rng.permutation(n)])
+        yield order[:batch]
+        order = order[batch:]
+
+
+def save_torch(obj: Any, path: str | Path) -> Path:
+    path = Path(path)
+    with atomic_write(path) as f:
+        torch.save(obj, f)
+    return path
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,0 +1,253 @@
+"""MDM-style text-to-motion diffusion (Tevet et al. 2023): the network predicts clean motion x0 from noisy motion.
+
+Training: a cosine schedule over `gen.diffusion_steps`, the text dropped with probability `gen.cond_drop` (so one
+network is also the unconditional model of classifier-free guidance), a loss on real rows only. Sampling: DDIM with
+eta 0 over `steps` (default `eval.sampler_steps`) and guidance scale `gen.guidance`, deterministic given the seed.
+Reproducibility across kills: every epoch re-seeds its RNGs from (gen.seed, epoch) and draws its batches from the
+same pair, so a run resumed from the checkpoint of epoch e repeats exactly what the uninterrupted run did after e;
+no RNG state needs storing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mate.config import KEYS, ConfigError, derive_seed
+from mate.data.dataset import MotionDataset, collate
+from mate.errors import UserError
+
+from .base import FORMAT, Generator, OnEpoch, check_text_dims, default_device, epoch_batches, save_torch, stage_seed
+from .model import Condition, Denoiser
+from .schedule import CosineSchedule
+from .text import TextBatch, TextFeatures
+
+CHECKPOINT = "gen.pt"
+CONFIG_KEYS = (*(k for k in KEYS if k.startswith("gen.")), "eval.sampler_steps", "debug.nan_epoch", "debug.fail_epoch")
+DIVERGED = 1e3  # an epoch's loss this many times the first epoch's ends the run
+
+
+class DiffusionGenerator(Generator):
+    kind = "diffusion"
+
+    def __init__(self, cfg: Mapping[str, Any], motion_dim: int, text_dims: tuple[int, int], *,
+                 device: str | torch.device | None = None, compile: bool = False):
+        values = dict(cfg)
+        self.cfg = {k: values.get(k, KEYS[k].default) for k in CONFIG_KEYS}
+        self.cfg["gen.seed"] = self.seed = stage_seed(values)
+        c = self.cfg
+        if c["gen.patch"] < 1 or c["gen.layers"] < 1 or c["gen.diffusion_steps"] < 1:
+            raise ConfigError("gen.patch, gen.layers and gen.diffusion_steps must be at least 1")
+        if c["gen.hidden"] % c["gen.heads"] or c["gen.hidden"] % 2:
+            raise ConfigError(f"gen.hidden ({c['gen.hidden']}) must be even and a multiple of gen.heads "
+                              f"({c['gen.heads']})")
+        if not 0 <= c["gen.cond_drop"] < 1:
+            raise ConfigError(f"gen.cond_drop must be in [0, 1), got {c['gen.cond_drop']}")
+        self.motion_dim, self.text_dims = int(motion_dim), (int(text_dims[0]), int(text_dims[1]))
+        self.device = torch.device(device) if device is not None else default_device()
+        self.schedule = CosineSchedule(c["gen.diffusion_steps"])
+        with torch.random.fork_rng(devices=[]):  # the same weights for the same seed; the caller's RNG untouched
+            torch.manual_seed(self.seed)
+            self.net = Denoiser(self.motion_dim, *self.text_dims, cond=c["gen.cond"], patch=c["gen.patch"],
+                                layers=c["gen.layers"], hidden=c["gen.hidden"], heads=c["gen.heads"],
+                                dropout=c["gen.dropout"])
+        self.net.to(self.device)
+        cuda = self.device.type == "cuda"
+        self._forward = torch.compile(self.net, dynamic=True) if compile and cuda else self.net
+        self.text: TextFeatures | None = None
+        self.history: list[dict] = []
+
+    # -- pieces ---------------------------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _padded(self, n_frames: int) -> int:
+        return math.ceil(n_frames / self.net.patch) * self.net.patch
+
+    def training_loss(self, x0: torch.Tensor, frames: torch.Tensor, text: TextBatch) -> torch.Tensor:
+        """Mean squared x0 error over real rows at random steps, the text dropped at `gen.cond_drop` (global RNG)."""
+        b = x0.shape[0]
+        t = torch.randint(0, self.schedule.steps, (b,), device=x0.device)
+        noise = torch.randn_like(x0)
+        drop = torch.rand(b, device=x0.device) < self.cfg["gen.cond_drop"]
+        x_t = self.schedule.q_sample(x0, t, noise)
+        with self._autocast():
+            pred = self._forward(x_t, t, frames, self.net.condition(text, drop)).float()
+        weight = frames[..., None].to(pred.dtype)
+        return ((pred - x0) ** 2 * weight).sum() / (weight.sum() * x0.shape[-1]).clamp(min=1)
+
+    def denoise(self, x: torch.Tensor, t: torch.Tensor, frames: torch.Tensor, cond: Condition,
+                null: Condition | None, scale: float) -> torch.Tensor:
+        """Guided x0: uncond + scale (cond - uncond), both in one batch; scale 1 is the conditional prediction."""
+        with self._autocast():
+            if scale == 1 or null is None:
+                return self._forward(x, t, frames, cond).float()
+            both = Condition(*(None if a is None else torch.cat([a, u]) for a, u in zip(
+                (cond.vector, cond.memory, cond.memory_mask), (null.vector, null.memory, null.memory_mask))))
+            out = self._forward(torch.cat([x, x]), torch.cat([t, t]), torch.cat([frames, frames]), both).float()
+        c, u = out.chunk(2)
+        return u + scale * (c - u)
+
+    def _batch(self, data: MotionDataset, idx: np.ndarray, text: TextFeatures):
+        items = collate([data[int(i)] for i in idx])
+        x0, frames = items["motion"], items["mask"]
+        pad = self._padded(x0.shape[1]) - x0.shape[1]
+        x0 = torch.nn.functional.pad(x0, (0, 0, 0, pad))
+        frames = torch.nn.functional.pad(frames, (0, pad), value=False)
+        return x0.to(self.device), frames.to(self.device), text(items["text"]).to(self.device)
+
+    # -- training -------------------------------------------------------------------------------------------------
+    def fit(self, data: MotionDataset, text: TextFeatures, on_epoch: OnEpoch | None = None, *,
+            checkpoint_dir: str | Path | None = None, resume_dir: str | Path | None = None,
+            progress: bool = False) -> list[dict]:
+        """See `Generator.fit`. `on_epoch(epoch, metrics)` gets the 1-based epoch (= `gen/epoch`).
+
+        `debug.nan_epoch`/`debug.fail_epoch` count epochs the same way; the injected failure happens only in a run
+        that did not resume from a checkpoint, so a retry from the last checkpoint succeeds (a transient fault).
+        """
+        c = self.cfg
+        if data.pack.dim != self.motion_dim:
+            raise UserError(f"the data has {data.pack.dim}-dim motion; this generator was built for {self.motion_dim}")
+        if len(data) == 0:
+            raise UserError(f"no training items in split '{data.split}'")
+        check_text_dims(text, self.text_dims)
+        self.text = text
+        opt = torch.optim.AdamW(self.net.parameters(), lr=c["gen.lr"], weight_decay=0.0)
+        start, history, spent, stopped, resumed = 0, [], 0.0, False, False
+        if resume_dir is not None and (Path(resume_dir) / CHECKPOINT).is_file():
+            state = torch.load(Path(resume_dir) / CHECKPOINT, map_location=self.device, weights_only=True)
+            self.net.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            start, history, spent, stopped = state["epoch"], state["history"], state["seconds"], state["stopped_early"]
+            resumed = True
+        epochs = range(start, 0 if stopped else c["gen.epochs"])
+        if progress:
+            from tqdm import tqdm
+
+            epochs = tqdm(epochs, desc="generator", unit="epoch", initial=start, total=c["gen.epochs"])
+        for epoch in epochs:
+            number = epoch + 1
+            if c["debug.fail_epoch"] == number and not resumed:
+                raise RuntimeError(f"debug.fail_epoch={number}: injected failure at generator epoch {number}")
+            t0 = time.perf_counter()
+            data.set_epoch(epoch)
+            self.net.train()
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                torch.manual_seed(derive_seed(self.seed, f"epoch:{epoch}"))
+                losses = []
+                rng = np.random.default_rng([self.seed, epoch])
+                for idx in epoch_batches(len(data), c["gen.batch"], c["gen.steps"], rng):
+                    loss = self.training_loss(*self._batch(data, idx, text))
+                    if c["debug.nan_epoch"] == number:
+                        loss = loss * float("nan")
+                    value = float(loss.detach())
+                    if not math.isfinite(value):
+                        cause = " (injected by debug.nan_epoch)" if c["debug.nan_epoch"] == number else ""
+                        raise FloatingPointError(f"generator: the loss became {value} at epoch {number}, step "
+                                                 f"{len(losses) + 1}{cause}; lower gen.lr or check the data")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+                    opt.step()
+                    losses.append(value)
+                    if c["gen.max_seconds"] is not None and spent + time.perf_counter() - t0 > c["gen.max_seconds"]:
+                        stopped = True
+                        break
+            mean = float(np.mean(losses))
+            if history and mean > DIVERGED * history[0]["gen/loss"]:
+                raise FloatingPointError(f"generator: the loss diverged at epoch {number} ({mean:.4g}, first epoch "
+                                         f"{history[0]['gen/loss']:.4g}); lower gen.lr")
+            seconds = time.perf_counter() - t0
+            spent += seconds
+            metrics = {"gen/loss": mean, "gen/epoch": number, "gen/steps": len(losses),
+                       "gen/stopped_early": float(stopped), "cost/gen_epoch_seconds": seconds}
+            history.append(metrics)
+            if checkpoint_dir is not None:
+                save_torch({"format": FORMAT, "kind": self.kind, **self.state(), "optimizer": opt.state_dict(),
+                            "epoch": number, "history": history, "seconds": spent, "stopped_early": stopped},
+                           Path(checkpoint_dir) / CHECKPOINT)
+            if on_epoch is not None:
+                on_epoch(number, metrics)
+            if progress:
+                epochs.set_postfix(loss=f"{mean:.4f}")
+            if stopped:
+                break
+        self.history = history
+        return history
+
+    # -- sampling -------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, texts: Sequence[str], lengths: int | Sequence[int], n: int = 1, seed: int = 0,
+               text: TextFeatures | None = None, steps: int | None = None, *, guidance: float | None = None,
+               batch_size: int = 64) -> list[list[np.ndarray]]:
+        """See `Generator.sample`. Sample (i, k) starts from noise seeded by (seed, i, k); `guidance` defaults to
+        `gen.guidance`, `steps` to `eval.sampler_steps`."""
+        texts = list(texts)
+        lengths = [int(lengths)] * len(texts) if isinstance(lengths, (int, np.integer)) else [int(v) for v in lengths]
+        if len(lengths) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(lengths)} lengths")
+        if any(v < 1 for v in lengths):
+            raise ValueError(f"every length must be at least 1 frame, got {min(lengths)}")
+        feats = text if text is not None else self.text
+        if feats is None:
+            raise UserError("no text features: pass text= (the generator was loaded without them)")
+        check_text_dims(feats, self.text_dims)
+        scale = self.cfg["gen.guidance"] if guidance is None else float(guidance)
+        timesteps = self.schedule.ddim_timesteps(self.cfg["eval.sampler_steps"] if steps is None else steps)
+        order = sorted(((i, k) for i in range(len(texts)) for k in range(n)), key=lambda ik: -lengths[ik[0]])
+        out: list[list[Any]] = [[None] * n for _ in texts]
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            for s in range(0, len(order), batch_size):
+                part = order[s : s + batch_size]
+                lens = [lengths[i] for i, _ in part]
+                x, frames = self._noise(part, lens, seed)
+                x0 = self._ddim(x, frames, feats([texts[i] for i, _ in part]).to(self.device), timesteps, scale)
+                for (i, k), m, row in zip(part, lens, x0.cpu().numpy()):
+                    out[i][k] = np.ascontiguousarray(row[:m], dtype=np.float32)
+        finally:
+            self.net.train(was_training)
+        return out
+
+    def _noise(self, part, lens, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.zeros(len(part), self._padded(max(lens)), self.motion_dim)
+        for row, ((i, k), m) in enumerate(zip(part, lens)):
+            g = torch.Generator().manual_seed(derive_seed(seed, f"sample:{i}:{k}"))
+            x[row, :m] = torch.randn(m, self.motion_dim, generator=g)
+        frames = torch.arange(x.shape[1])[None] < torch.tensor(lens)[:, None]
+        return x.to(self.device), frames.to(self.device)
+
+    def _ddim(self, x, frames, text: TextBatch, timesteps: list[int], scale: float) -> torch.Tensor:
+        cond = self.net.condition(text)
+        null = None if scale == 1 else self.net.condition(text, torch.ones(len(text), dtype=torch.bool,
+                                                                            device=self.device))
+        keep = frames[..., None].to(x.dtype)
+        for j, t in enumerate(timesteps):
+            t_prev = timesteps[j + 1] if j + 1 < len(timesteps) else -1
+            x0 = self.denoise(x, torch.full((x.shape[0],), t, device=self.device), frames, cond, null, scale)
+            x = self.schedule.ddim_step(x, x0, t, t_prev) * keep
+        return x
+
+    # -- storage --------------------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"config": dict(self.cfg), "motion_dim": self.motion_dim, "text_dims": list(self.text_dims),
+                "model": {k: v.detach().cpu() for k, v in self.net.state_dict().items()}}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], text: TextFeatures | None) -> DiffusionGenerator:
+        gen = cls(state["config"], state["motion_dim"], tuple(state["text_dims"]))
+        gen.net.load_state_dict(state["model"])
+        check_text_dims(text, gen.text_dims)
+        gen.text = text
+        gen.history = list(state.get("history", []))
+        return gen

@@ -1,0 +1,212 @@
+"""One trial (DESIGN 4): config -> data -> align (cached) -> text features -> generator -> evaluation -> artifacts.
+
+`run_trial(config, report, resume_dir)` is the only function a sweep runs: `report(metrics, checkpoint_dir)` is
+`tune.report` under Ray and a logger elsewhere, and `resume_dir` is the checkpoint a retry or a restore hands back.
+Stages that other trials can share (the dataset, the evaluators, the alignment, the text features) are cached in the
+workspace by the hash of exactly what they depend on, so trials that differ only in `gen.*` keys reuse the alignment.
+Nothing here imports Ray, MLflow or Optuna.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mate.cache import content_hash, get_or_build, write_json
+from mate.config import Config, resolve
+from mate.errors import UserError
+
+Report = Callable[[dict, "Path | None"], None]
+ALIGN_STAGE_VERSION = 1
+# keys that never change what the alignment learns (how the LLM is reached, how a crop is drawn for the generator)
+_ALIGN_IGNORES = ("segment.concurrency", "segment.max_retries", "segment.timeout", "segment.api_key_env",
+                  "evaluator.sha", "data.seed", "data.random_crop")
+
+
+class EvaluatorMismatch(UserError):
+    """`evaluator.sha` names another scoring evaluator than the one this dataset and config give."""
+
+
+@dataclass
+class Trial:
+    """What the stages hand on: the resolved config, the dataset, the models and what was measured so far."""
+
+    cfg: Config
+    workspace: Path
+    out: Path
+    progress: bool
+    log: Callable[[str], None]
+    metrics: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def align_key(cfg: Config, dataset_hash: str, encoder_hash: str) -> str:
+    from mate.evaluate.retrieval.train import partition_seed
+
+    keys = {k: v for k, v in cfg.items() if k.split(".")[0] in ("align", "encoder", "segment", "evaluator", "data")
+            and k not in _ALIGN_IGNORES and k != "data.dir"}
+    return content_hash({"keys": keys, "align_seed": cfg.seed_for("align"), "partition_seed": partition_seed(cfg),
+                         "dataset": dataset_hash, "encoder": encoder_hash, "version": ALIGN_STAGE_VERSION})
+
+
+def align_stage(t: Trial, data_dir: Path, pack, encoder) -> Path | None:
+    """The aligned rows (a cached stage folder), or None for the baseline (`align.enabled=false`)."""
+    if not t.cfg["align.enabled"]:
+        return None
+    from mate.align.run import run_align
+
+    folder = t.workspace / "cache" / "align" / align_key(t.cfg, pack.content_hash, encoder.folder_hash)
+    built = []
+
+    def build(tmp: Path) -> None:
+        t.log(f"align: training the rows ({folder.name})")
+        metrics = run_align(t.cfg, data_dir, t.workspace, tmp, progress=t.progress, log=t.log)
+        shutil.rmtree(tmp / "checkpoint", ignore_errors=True)  # the stage is whole or absent: no resume inside it
+        write_json(tmp / "metrics.json", metrics)
+        built.append(True)
+
+    get_or_build(folder, build, exists=lambda p: (p / "metrics.json").is_file())
+    if not built:
+        t.log(f"align: reusing {folder}")
+    import json
+
+    t.metrics.update(json.loads((folder / "metrics.json").read_text()))
+    t.info["align_dir"] = str(folder)
+    return folder
+
+
+def _sampler(gen, pack, steps: int):
+    def sample(texts, lengths, seed):
+        return [pack.denormalize(s[0]) for s in gen.sample(texts, lengths, n=1, seed=seed, steps=steps)]
+
+    return sample
+
+
+def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_dir: str | Path | None = None, *,
+              workspace: str | Path = "mate-runs", out: str | Path | None = None, threads: int | None = None,
+              progress: bool = False, log: Callable[[str], None] = print) -> dict[str, float]:
+    """Run one trial and return its final metrics (also in `<out>/metrics.json`)."""
+    import torch
+
+    from mate.data.dataset import MotionDataset
+    from mate.data.pack import open_pack
+    from mate.data.source import resolve_dataset
+    from mate.evaluate.generated import score_sampler
+    from mate.evaluate.retrieval import train_or_load
+    from mate.evaluate.truth import load_annotations
+    from mate.generate.base import make_generator
+    from mate.generate.text import EncoderFeatures
+    from mate.runinfo import write_outputs
+    from mate.text.artifact import AlignedRows
+    from mate.text.cached import frozen_features
+    from mate.text.encoder import TextEncoder
+
+    start = time.perf_counter()
+    cfg = config if isinstance(config, Config) else resolve(dict(config))
+    if threads:
+        torch.set_num_threads(threads)
+    workspace = Path(workspace)
+    out = Path(out) if out else workspace / "runs" / f"trial-{content_hash(cfg.to_dict())}"
+    t = Trial(cfg, workspace, out, progress, log)
+    report = report or (lambda metrics, checkpoint=None: None)
+
+    # 1. prepare: the dataset, the base encoder and the frozen scoring evaluator (built here only outside a sweep)
+    data_dir = resolve_dataset(cfg, workspace, progress=progress)
+    pack = open_pack(data_dir, workspace, progress=progress)
+    base = TextEncoder.load(cfg["encoder.path"], cfg["encoder.family"])
+    evaluator = train_or_load(pack, base, cfg, workspace, seed=cfg.seed_for("evaluator"), progress=progress)
+    if cfg["evaluator.sha"] and cfg["evaluator.sha"] != evaluator.sha:
+        raise EvaluatorMismatch(f"the scoring evaluator is {evaluator.sha[:12]}, but evaluator.sha="
+                                f"{cfg['evaluator.sha'][:12]}: this trial would not be comparable with its sweep")
+    t.metrics["cost/prepare_seconds"] = time.perf_counter() - start
+
+    # 2. align (cached), 3. the encoder the generator reads, its features computed once per (rows, dataset)
+    t0 = time.perf_counter()
+    rows_dir = align_stage(t, data_dir, pack, base)
+    t.metrics["cost/align_seconds"] = time.perf_counter() - t0
+    encoder = AlignedRows.load(rows_dir).apply_to(base) if rows_dir else base
+    text = EncoderFeatures(encoder, frozen_features(encoder, _all_captions(pack), workspace, progress=progress))
+
+    # 4. the generator, with the val objectives after each epoch (the align metrics ride on the first report)
+    t0 = time.perf_counter()
+    notes = load_annotations(data_dir)
+    gen = make_generator(cfg, pack.dim, (text.sentence_dim, text.token_dim))
+    train = MotionDataset(pack, "train", random_crop=cfg["data.random_crop"], seed=cfg.seed_for("data"))
+    eval_seed = cfg.seed_for("eval")
+    ckpt = out / "checkpoint"
+
+    def on_epoch(epoch: int, metrics: dict) -> None:
+        metrics.update(score_sampler(_sampler(gen, pack, cfg["eval.sampler_steps"]), pack, evaluator, "val",
+                                     items=cfg["eval.val_items"], pairs=cfg["eval.val_items"], repeats=1,
+                                     seed=eval_seed, notes=notes))
+        report({**(t.metrics if epoch == 1 else {}), **metrics}, ckpt)
+
+    history = gen.fit(train, text, on_epoch, checkpoint_dir=ckpt, resume_dir=resume_dir, progress=progress)
+    t.metrics.update(history[-1] if history else {})
+    t.metrics["cost/gen_seconds"] = time.perf_counter() - t0
+
+    # 5. test evaluation with the frozen scorer and the probes
+    t0 = time.perf_counter()
+    t.metrics.update(score_sampler(_sampler(gen, pack, cfg["eval.sampler_steps"]), pack, evaluator, "test",
+                                   items=cfg["eval.samples"], pairs=cfg["eval.pairs"], repeats=cfg["eval.repeats"],
+                                   seed=eval_seed, notes=notes))
+    t.metrics["cost/eval_seconds"] = time.perf_counter() - t0
+    t.metrics["cost/trial_seconds"] = time.perf_counter() - start
+
+    # 6. artifacts
+    gen.save(out / "generator.pt")
+    if rows_dir:
+        shutil.copy2(rows_dir / "aligned_rows.safetensors", out / "aligned_rows.safetensors")
+        if (rows_dir / "plots").is_dir():
+            shutil.copytree(rows_dir / "plots", out / "plots", dirs_exist_ok=True)
+    write_outputs(out, t.metrics, cfg.to_dict(), evaluator_sha=evaluator.sha, dataset_hash=pack.content_hash,
+                  data_dir=str(data_dir), workspace=str(workspace), **t.info)
+    return t.metrics
+
+
+def _all_captions(pack) -> list[str]:
+    return [c.text for cid in range(len(pack)) for c in pack.captions(cid)]
+
+
+
+@dataclass
+class TrainedRun:
+    """A finished run folder brought back: its config, dataset, the encoder it conditioned on and the generator."""
+
+    cfg: Config
+    pack: Any
+    generator: Any
+    folder: Path
+
+    def sample(self, texts, lengths, n: int = 1, seed: int = 0, steps: int | None = None) -> list[list]:
+        """Raw (denormalised) features, out[i][k] for text i and sample k."""
+        got = self.generator.sample(texts, lengths, n=n, seed=seed, steps=steps or self.cfg["eval.sampler_steps"])
+        return [[self.pack.denormalize(m) for m in per_text] for per_text in got]
+
+
+def load_run(folder: str | Path, workspace: str | Path | None = None) -> TrainedRun:
+    """A run written by `run_trial` (its generator.pt, aligned rows and run.json)."""
+    import json
+
+    from mate.data.pack import open_pack
+    from mate.generate.base import Generator
+    from mate.generate.text import EncoderFeatures
+    from mate.text.artifact import AlignedRows
+    from mate.text.encoder import TextEncoder
+
+    folder = Path(folder)
+    if not (folder / "generator.pt").is_file() or not (folder / "run.json").is_file():
+        raise UserError(f"{folder}: not a finished run (it needs generator.pt and run.json; a run still training "
+                        "has only checkpoint/)")
+    info = json.loads((folder / "run.json").read_text())
+    cfg = resolve({}, base=info["config"], where=f"{folder / 'run.json'}: ")
+    pack = open_pack(info["data_dir"], workspace or info.get("workspace", "mate-runs"), progress=False)
+    encoder = TextEncoder.load(cfg["encoder.path"], cfg["encoder.family"])
+    if (folder / "aligned_rows.safetensors").is_file():
+        encoder = AlignedRows.load(folder / "aligned_rows.safetensors").apply_to(encoder)
+    generator = Generator.load(folder / "generator.pt", EncoderFeatures(encoder))
+    return TrainedRun(cfg, pack, generator, folder)

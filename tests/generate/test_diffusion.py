@@ -1,0 +1,128 @@
+"""The diffusion generator end to end on the tiny corpus: fit, checkpoint/resume, fault injection, sampling, storage."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mate.data.dataset import MotionDataset
+from mate.generate.base import Generator, make_generator
+from mate.generate.diffusion import CHECKPOINT
+
+from .conftest import tiny_config
+
+TEXTS = ["a person walks forward slowly", "someone waves the left hand then turns clockwise"]
+
+
+def _gen(text_features, **over):
+    return make_generator(tiny_config(**over), 263, (text_features.sentence_dim, text_features.token_dim))
+
+
+@pytest.fixture(scope="module")
+def trained(train_set, text_features, tmp_path_factory):
+    """Two tiny epochs straight through, checkpointing, with an on_epoch hook that records and adds a key."""
+    ckpt = tmp_path_factory.mktemp("straight")
+    gen = _gen(text_features)
+    calls = []
+
+    def on_epoch(epoch, metrics):
+        saved = torch.load(ckpt / CHECKPOINT, weights_only=True)
+        calls.append((epoch, dict(metrics), saved["epoch"]))
+        metrics["val/objective"] = 10.0 * epoch
+
+    history = gen.fit(train_set, text_features, on_epoch, checkpoint_dir=ckpt)
+    return gen, history, calls, ckpt
+
+
+def test_on_epoch_sees_each_epoch_after_its_checkpoint_and_can_add_keys(trained):
+    gen, history, calls, _ = trained
+    assert [c[0] for c in calls] == [1, 2] and [c[2] for c in calls] == [1, 2]  # checkpoint written first
+    for (epoch, metrics, _), row in zip(calls, history):
+        assert metrics["gen/epoch"] == epoch and math.isfinite(metrics["gen/loss"]) and metrics["gen/loss"] > 0
+        assert metrics["cost/gen_epoch_seconds"] > 0 and metrics["gen/stopped_early"] == 0.0
+        assert metrics["gen/steps"] == 3  # gen.steps of the tiny profile
+        assert row["val/objective"] == 10.0 * epoch  # the hook's key is in the returned history
+    assert gen.history is history
+
+
+def test_killed_and_resumed_run_equals_the_straight_run(trained, train_set, text_features, tmp_path):
+    gen, history, _, _ = trained
+    first = _gen(text_features, debug__fail_epoch=2)
+    with pytest.raises(RuntimeError, match=r"debug\.fail_epoch=2"):
+        first.fit(train_set, text_features, checkpoint_dir=tmp_path)
+    assert torch.load(tmp_path / CHECKPOINT, weights_only=True)["epoch"] == 1
+    resumed = _gen(text_features, debug__fail_epoch=2)  # a retry: a fresh process with the same config
+    again = resumed.fit(train_set, text_features, checkpoint_dir=tmp_path, resume_dir=tmp_path)
+    assert [h["gen/epoch"] for h in again] == [1, 2]
+    for a, b in zip(history, again):
+        assert abs(a["gen/loss"] - b["gen/loss"]) <= 1e-6
+    for (name, a), b in zip(gen.net.state_dict().items(), resumed.net.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
+    x, y = gen.sample(TEXTS[:1], 16, steps=2), resumed.sample(TEXTS[:1], 16, steps=2)
+    np.testing.assert_allclose(x[0][0], y[0][0], atol=1e-5)
+
+
+def test_nan_loss_raises_floating_point_error(train_set, text_features):
+    gen = _gen(text_features, debug__nan_epoch=2)
+    with pytest.raises(FloatingPointError, match=r"epoch 2.*debug\.nan_epoch"):
+        gen.fit(train_set, text_features)
+
+
+def test_time_budget_stops_early_and_one_pass_covers_the_split(train_set, text_features, tmp_path):
+    gen = _gen(text_features, gen__max_seconds=0.0)
+    history = gen.fit(train_set, text_features, checkpoint_dir=tmp_path)
+    assert len(history) == 1 and history[0]["gen/steps"] == 1 and history[0]["gen/stopped_early"] == 1.0
+    again = _gen(text_features, gen__max_seconds=0.0).fit(train_set, text_features, resume_dir=tmp_path)
+    assert again == history  # a stopped run stays stopped when resumed
+    one_pass = _gen(text_features, gen__steps=0, gen__epochs=1, gen__batch=64).fit(train_set, text_features)
+    assert one_pass[0]["gen/steps"] == math.ceil(len(train_set) / 64)
+
+
+def test_training_loss_decreases_when_overfitting_a_few_clips(gen_pack, text_features):
+    few = MotionDataset(gen_pack, "train", random_crop=False)
+    few.clip, few.cap, few.rows = few.clip[:4], few.cap[:4], few.rows[:4]
+    gen = _gen(text_features, gen__epochs=4, gen__steps=25, gen__batch=4, gen__lr=2e-3, gen__dropout=0.0,
+               gen__hidden=64)
+    losses = [h["gen/loss"] for h in gen.fit(few, text_features)]
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+@pytest.mark.parametrize("cond", ["sentence", "tokens"])
+@pytest.mark.parametrize("patch", [1, 4])
+def test_samples_have_the_requested_lengths(text_features, cond, patch):
+    gen = _gen(text_features, gen__cond=cond, gen__patch=patch)
+    out = gen.sample(TEXTS, [13, 24], n=2, seed=1, text=text_features, steps=2)
+    assert len(out) == 2 and all(len(per_text) == 2 for per_text in out)
+    for per_text, length in zip(out, [13, 24]):
+        for x in per_text:
+            assert x.shape == (length, 263) and x.dtype == np.float32 and np.isfinite(x).all()
+
+
+def test_sampling_is_deterministic_per_seed_and_independent_of_the_batch(trained, text_features):
+    gen = trained[0]
+    a = gen.sample(TEXTS, [20, 12], n=2, seed=5, steps=3)
+    b = gen.sample(TEXTS, [20, 12], n=2, seed=5, steps=3)
+    c = gen.sample(TEXTS, [20, 12], n=2, seed=6, steps=3)
+    for i in range(2):
+        for k in range(2):
+            assert np.array_equal(a[i][k], b[i][k])
+            assert not np.allclose(a[i][k], c[i][k], atol=1e-3)
+    assert not np.allclose(a[0][0], a[0][1], atol=1e-3)  # n samples of one text differ
+    alone = gen.sample(TEXTS[:1], [20], n=1, seed=5, steps=3, batch_size=1)
+    np.testing.assert_allclose(alone[0][0], a[0][0], atol=1e-5)
+
+
+def test_save_load_round_trip_gives_identical_samples(trained, text_features, tmp_path):
+    gen, _, _, ckpt = trained
+    path = gen.save(tmp_path / "gen.pt")
+    loaded = Generator.load(path, text_features)
+    want = gen.sample(TEXTS, [16, 9], seed=3, steps=2)
+    got = loaded.sample(TEXTS, [16, 9], seed=3, steps=2)
+    assert all(np.array_equal(x[0], y[0]) for x, y in zip(want, got))
+    from_checkpoint = Generator.load(ckpt / CHECKPOINT, text_features)  # a trial's checkpoint loads the same way
+    got = from_checkpoint.sample(TEXTS, [16, 9], seed=3, steps=2)
+    assert all(np.array_equal(x[0], y[0]) for x, y in zip(want, got))
+    assert len(from_checkpoint.history) == 2

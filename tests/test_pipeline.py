@@ -1,0 +1,105 @@
+"""The trial (DESIGN 4) on the tiny corpus with the real MiniLM, evaluator and generator: per-epoch reports with
+their checkpoint, the align stage cached across generator-only changes, the baseline, and the ways a trial must end
+with a clear error instead of garbage metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mate.config import resolve
+from mate.pipeline import EvaluatorMismatch, align_key, load_run, run_trial
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def ws(trial_ws):
+    return trial_ws
+
+
+def cfg(tiny_corpus, **over):
+    return resolve({"profile": "tiny", "data.dir": str(tiny_corpus), **{k.replace("__", "."): v
+                                                                         for k, v in over.items()}})
+
+
+@pytest.fixture(scope="module")
+def first(tiny_corpus, ws):
+    reports, lines = [], []
+    out = ws / "runs" / "first"
+    metrics = run_trial(cfg(tiny_corpus), lambda m, c=None: reports.append((dict(m), c)), workspace=ws, out=out,
+                        log=lines.append)
+    return metrics, reports, lines, out
+
+
+def test_a_trial_reports_every_epoch_with_its_checkpoint_and_writes_its_artifacts(first, tiny_corpus):
+    metrics, reports, _, out = first
+    c = cfg(tiny_corpus)
+    assert [int(m["gen/epoch"]) for m, _ in reports] == list(range(1, c["gen.epochs"] + 1))
+    for m, ckpt in reports:
+        assert (ckpt / "gen.pt").is_file()
+        assert 0.0 <= m["val/eval/r_precision_top3"] <= 1.0 and m["val/eval/fid"] >= 0.0
+        assert "val/probe/word_pair_acc" in m and not any(k.startswith("eval/") for k in m)  # selection sees val only
+    assert "align/loss" in reports[0][0] and "align/loss" not in reports[1][0]  # the align stage rides on epoch 1
+    for k in ("eval/fid", "eval/r_precision_top3", "probe/word_pair_acc", "probe/foot_skate", "align/pair_margin_turn",
+              "cost/trial_seconds", "cost/align_seconds", "cost/gen_seconds", "cost/eval_seconds"):
+        assert k in metrics, k
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["eval/fid"] == pytest.approx(metrics["eval/fid"])
+    run = json.loads((out / "run.json").read_text())
+    assert run["evaluator_sha"] and run["dataset_hash"] and run["config"]["profile"] == "tiny"
+    assert (out / "generator.pt").is_file() and (out / "aligned_rows.safetensors").is_file()
+
+
+def test_a_generator_only_change_reuses_the_alignment(first, tiny_corpus, ws):
+    metrics, _, lines, _ = first
+    other = []
+    second = run_trial(cfg(tiny_corpus, gen__lr=3e-3, gen__epochs=1), None, workspace=ws, out=ws / "runs" / "second",
+                       log=other.append)
+    assert any(line.startswith("align: training") for line in lines)
+    assert any(line.startswith("align: reusing") for line in other) and not any("training" in x for x in other)
+    assert second["align/pair_margin_turn"] == metrics["align/pair_margin_turn"]
+    assert second["cost/align_seconds"] < metrics["cost/align_seconds"]
+    base = cfg(tiny_corpus)
+    key = align_key(base, "d", "e")
+    assert align_key(cfg(tiny_corpus, gen__lr=3e-3, gen__cond="tokens", eval__samples=64), "d", "e") == key
+    for change in ({"align__sigma_scale": 0.5}, {"seed": 1}, {"segment__backend": "truth"}, {"evaluator__dim": 16}):
+        assert align_key(cfg(tiny_corpus, **change), "d", "e") != key, change
+    assert align_key(base, "other-data", "e") != key and align_key(base, "d", "other-encoder") != key
+
+
+def test_the_baseline_trains_no_rows_and_conditions_on_the_base_model(tiny_corpus, ws):
+    out = ws / "runs" / "baseline"
+    metrics = run_trial(cfg(tiny_corpus, align__enabled=False, gen__epochs=1), None, workspace=ws, out=out,
+                        log=lambda s: None)
+    assert not (out / "aligned_rows.safetensors").exists()
+    assert not any(k.startswith("align/") for k in metrics) and "eval/fid" in metrics
+    run = load_run(out, ws)
+    assert run.generator.text.encoder.rows is None
+    got = run.sample(["a person walks forward"], [20], n=2, seed=3)
+    assert [m.shape for m in got[0]] == [(20, 263)] * 2 and not (got[0][0] == got[0][1]).all()
+
+
+def test_a_wrong_evaluator_sha_stops_the_trial_before_any_training(tiny_corpus, ws):
+    before = sorted((ws / "cache" / "align").iterdir()) if (ws / "cache" / "align").is_dir() else []
+    with pytest.raises(EvaluatorMismatch, match="evaluator.sha=000000000000"):
+        run_trial(cfg(tiny_corpus, evaluator__sha="0" * 64, seed=7), None, workspace=ws, out=ws / "runs" / "sha",
+                  log=lambda s: None)
+    after = sorted((ws / "cache" / "align").iterdir()) if (ws / "cache" / "align").is_dir() else []
+    assert after == before and not (ws / "runs" / "sha" / "metrics.json").exists()
+
+
+def test_a_nan_loss_ends_the_trial_with_a_clear_error(tiny_corpus, ws):
+    out = ws / "runs" / "nan"
+    with pytest.raises(FloatingPointError, match="debug.nan_epoch"):
+        run_trial(cfg(tiny_corpus, align__enabled=False, debug__nan_epoch=1), None, workspace=ws, out=out,
+                  log=lambda s: None)
+    assert not (out / "metrics.json").exists()
