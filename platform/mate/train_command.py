@@ -90,7 +90,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             epoch_line(metrics)
             report(metrics, checkpoint)
 
-        metrics = run_trial(cfg, both, resume_dir=resume, workspace=args.workspace, out=out,
+        metrics = run_trial(cfg, both, resume_dir=resume, workspace=args.workspace, out=out, threads=args.threads,
                             progress=not args.quiet, log=log)
         if args.previews:
             from mate.previews import render_previews
@@ -167,6 +167,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--experiment", default="mate-train", help="MLflow experiment name")
     p.add_argument("--previews", type=int, default=2, metavar="K",
                    help="stick-figure GIFs: K generated-vs-real prompts and K minimal pairs (0: none)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.set_defaults(func=_cmd_train)

@@ -95,3 +95,32 @@ def score_sampler(sample, pack, evaluator, split: str, *, items: int = 0, pairs:
         metrics.update(probes.word_pair_accuracy(found, sample, seed, n=pairs or None, batch_size=batch))
     prefix = "val/" if split.startswith("val") else ""
     return {prefix + k: float(v) for k, v in metrics.items()}
+
+
+# ------------------------------------------------------------------------------------------ baseline samplers
+# What a generator must beat (issue 12): motion that ignores the text. Both return raw features of the asked length.
+
+
+def mean_motion_sampler(pack):
+    """Every motion the dataset's mean pose and velocity: scores 0 on the minimal pairs by construction."""
+    mean = pack.mean.astype(np.float32)
+
+    def sample(texts, lengths, seed):
+        return [np.repeat(mean[None], int(n), 0) for n in lengths]
+
+    return sample
+
+
+def random_clip_sampler(pack, split: str = "train", seed: int = 0):
+    """A random real clip of the split per prompt (tiled when shorter than asked): real motion, wrong meaning."""
+    clips = pack.split_indices(split)
+
+    def sample(texts, lengths, call_seed):
+        rng = np.random.default_rng([seed, call_seed])
+        out = []
+        for n in lengths:
+            m = pack.motion(int(clips[rng.integers(len(clips))]))
+            out.append(np.resize(m, (int(n), m.shape[1])) if len(m) < n else m[: int(n)])
+        return out
+
+    return sample
