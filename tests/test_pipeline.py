@@ -57,6 +57,8 @@ def test_a_trial_reports_every_epoch_with_its_checkpoint_and_writes_its_artifact
     run = json.loads((out / "run.json").read_text())
     assert run["evaluator_sha"] and run["dataset_hash"] and run["config"]["profile"] == "tiny"
     assert (out / "generator.pt").is_file() and (out / "aligned_rows.safetensors").is_file()
+    lines = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
+    assert [x["gen/epoch"] for x in lines] == [m["gen/epoch"] for m, _ in reports]
 
 
 def test_a_generator_only_change_reuses_the_alignment(first, tiny_corpus, ws):

@@ -154,9 +154,9 @@ PROFILES: dict[str, dict[str, Any]] = {
               "gen.lr": 1e-3, "eval.sampler_steps": 5, "eval.samples": 128, "eval.pairs": 64, "eval.val_items": 32},
     "bench": {"data.num_clips": 2000, "evaluator.epochs": 30, "evaluator.max_seconds": 285.0, "eval.repeats": 20,
               "align.epochs": 6, "align.steps": 40,
-              "gen.layers": 4, "gen.hidden": 128, "gen.patch": 2, "gen.batch": 64, "gen.epochs": 20, "gen.steps": 50,
+              "gen.layers": 4, "gen.hidden": 128, "gen.patch": 2, "gen.batch": 64, "gen.epochs": 10, "gen.steps": 100,
               "gen.lr": 5e-4, "gen.max_seconds": 600.0, "eval.sampler_steps": 20, "eval.samples": 0,
-              "eval.pairs": 0, "eval.val_items": 64},
+              "eval.pairs": 0, "eval.val_items": 32},
     "paper": {"evaluator.dim": 512, "evaluator.hidden": 512, "evaluator.epochs": 200},
 }
 

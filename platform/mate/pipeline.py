@@ -9,6 +9,7 @@ Nothing here imports Ray, MLflow or Optuna.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from mate.config import Config, resolve
 from mate.errors import UserError
 
 Report = Callable[[dict, "Path | None"], None]
+HISTORY = "history.jsonl"  # one line per generator epoch: what `report` was given
 ALIGN_STAGE_VERSION = 1
 # keys that never change what the alignment learns (how the LLM is reached, how a crop is drawn for the generator)
 _ALIGN_IGNORES = ("segment.concurrency", "segment.max_retries", "segment.timeout", "segment.api_key_env",
@@ -72,8 +74,6 @@ def align_stage(t: Trial, data_dir: Path, pack, encoder) -> Path | None:
     get_or_build(folder, build, exists=lambda p: (p / "metrics.json").is_file())
     if not built:
         t.log(f"align: reusing {folder}")
-    import json
-
     t.metrics.update(json.loads((folder / "metrics.json").read_text()))
     t.info["align_dir"] = str(folder)
     return folder
@@ -111,6 +111,7 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
         torch.set_num_threads(threads)
     workspace = Path(workspace)
     out = Path(out) if out else workspace / "runs" / f"trial-{content_hash(cfg.to_dict())}"
+    out.mkdir(parents=True, exist_ok=True)
     t = Trial(cfg, workspace, out, progress, log)
     report = report or (lambda metrics, checkpoint=None: None)
 
@@ -143,7 +144,10 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
         metrics.update(score_sampler(_sampler(gen, pack, cfg["eval.sampler_steps"]), pack, evaluator, "val",
                                      items=cfg["eval.val_items"], pairs=cfg["eval.val_items"], repeats=1,
                                      seed=eval_seed, notes=notes))
-        report({**(t.metrics if epoch == 1 else {}), **metrics}, ckpt)
+        reported = {**(t.metrics if epoch == 1 else {}), **metrics}
+        with open(out / HISTORY, "a") as f:  # the learning curve, kept beside the run (MLflow has it too)
+            f.write(json.dumps(reported) + "\n")
+        report(reported, ckpt)
 
     history = gen.fit(train, text, on_epoch, checkpoint_dir=ckpt, resume_dir=resume_dir, progress=progress)
     t.metrics.update(history[-1] if history else {})
@@ -190,8 +194,6 @@ class TrainedRun:
 
 def load_run(folder: str | Path, workspace: str | Path | None = None) -> TrainedRun:
     """A run written by `run_trial` (its generator.pt, aligned rows and run.json)."""
-    import json
-
     from mate.data.pack import open_pack
     from mate.generate.base import Generator
     from mate.generate.text import EncoderFeatures
