@@ -140,35 +140,43 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     eval_seed = cfg.seed_for("eval")
     ckpt = out / "checkpoint"
 
+    def finish(metrics: dict) -> None:
+        """Test evaluation and artifacts. Runs inside the last epoch's report, so that report (the one a scheduler
+        sees last) carries the test figures and run.json; a scheduler stopping the trial there loses nothing."""
+        t.metrics.update(metrics)
+        t.metrics["cost/gen_seconds"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        t.metrics.update(score_sampler(_sampler(gen, pack, cfg["eval.sampler_steps"]), pack, evaluator, "test",
+                                       items=cfg["eval.samples"], pairs=cfg["eval.pairs"],
+                                       repeats=cfg["eval.repeats"], seed=eval_seed, notes=notes))
+        t.metrics["cost/eval_seconds"] = time.perf_counter() - t1
+        t.metrics["cost/trial_seconds"] = time.perf_counter() - start
+        gen.save(out / "generator.pt")
+        if rows_dir:
+            shutil.copy2(rows_dir / "aligned_rows.safetensors", out / "aligned_rows.safetensors")
+            if (rows_dir / "plots").is_dir():
+                shutil.copytree(rows_dir / "plots", out / "plots", dirs_exist_ok=True)
+        write_outputs(out, t.metrics, cfg.to_dict(), evaluator_sha=evaluator.sha, dataset_hash=pack.content_hash,
+                      data_dir=str(data_dir), workspace=str(workspace), **t.info)
+        metrics.update(t.metrics)
+
     def on_epoch(epoch: int, metrics: dict) -> None:
         metrics.update(score_sampler(_sampler(gen, pack, cfg["eval.sampler_steps"]), pack, evaluator, "val",
                                      items=cfg["eval.val_items"], pairs=cfg["eval.val_items"], repeats=1,
                                      seed=eval_seed, notes=notes))
-        reported = {**(t.metrics if epoch == 1 else {}), **metrics}
+        if epoch == 1:
+            metrics.update({k: v for k, v in t.metrics.items() if k not in metrics})  # the align stage's figures
         with open(out / HISTORY, "a") as f:  # the learning curve, kept beside the run (MLflow has it too)
-            f.write(json.dumps(reported) + "\n")
-        report(reported, ckpt)
+            f.write(json.dumps(metrics) + "\n")
+        if epoch >= cfg["gen.epochs"] or metrics.get("gen/stopped_early"):
+            finish(metrics)
+        report(dict(metrics), ckpt)
 
     history = gen.fit(train, text, on_epoch, checkpoint_dir=ckpt, resume_dir=resume_dir, progress=progress)
-    t.metrics.update(history[-1] if history else {})
-    t.metrics["cost/gen_seconds"] = time.perf_counter() - t0
-
-    # 5. test evaluation with the frozen scorer and the probes
-    t0 = time.perf_counter()
-    t.metrics.update(score_sampler(_sampler(gen, pack, cfg["eval.sampler_steps"]), pack, evaluator, "test",
-                                   items=cfg["eval.samples"], pairs=cfg["eval.pairs"], repeats=cfg["eval.repeats"],
-                                   seed=eval_seed, notes=notes))
-    t.metrics["cost/eval_seconds"] = time.perf_counter() - t0
-    t.metrics["cost/trial_seconds"] = time.perf_counter() - start
-
-    # 6. artifacts
-    gen.save(out / "generator.pt")
-    if rows_dir:
-        shutil.copy2(rows_dir / "aligned_rows.safetensors", out / "aligned_rows.safetensors")
-        if (rows_dir / "plots").is_dir():
-            shutil.copytree(rows_dir / "plots", out / "plots", dirs_exist_ok=True)
-    write_outputs(out, t.metrics, cfg.to_dict(), evaluator_sha=evaluator.sha, dataset_hash=pack.content_hash,
-                  data_dir=str(data_dir), workspace=str(workspace), **t.info)
+    if not (out / "metrics.json").is_file():  # resumed after the last epoch's checkpoint: nothing left to train
+        last = dict(history[-1]) if history else {}
+        finish(last)
+        report(last, ckpt)
     return t.metrics
 
 

@@ -64,9 +64,6 @@ Resume: `fingerprint()` hashes everything except `description` and the budget ke
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -76,18 +73,16 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from mate.config import KEYS, PROFILES, Config, ConfigError, check_value, derive_seed, flatten, resolve
+from mate.config import KEYS, PROFILES, Config, ConfigError, check_value, flatten, resolve
 from mate.sweep import grid as G
+from mate.sweep.grid import RESERVED, Space, check_resumable, estimate, format_estimate, format_trials
+
+__all__ = ["Budget", "ConfigError", "Objective", "Param", "Rerun", "Space", "check_resumable", "estimate",
+           "fixed_reason", "format_estimate", "format_trials", "load_space"]
 
 KINDS = ("search", "grid", "ofat", "points")
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
-MUTABLE_BUDGET = ("num_samples", "max_concurrent", "time_budget_s")  # may change when a sweep is extended
 
-RESERVED = {
-    "profile": "set it with the top-level `profile:`",
-    "seed": "trial seeds come from `seeds:` (seed_mode)",
-    "gen.epochs": "set it with `budget.max_epochs` (every trial's epoch count, ASHA's max_t)",
-}
 _SEEDS = "stage seeds derive from the trial's seed; replicate with `seeds:` instead"
 _MEASURE = "it changes what the metrics measure, so trials would not be comparable"
 _LLM = "it is how the LLM is reached, not what the trial does"
@@ -108,7 +103,7 @@ def fixed_reason(name: str) -> str | None:
     """Why `name` may be a constant but never vary within a sweep (None: it may vary)."""
     if name in _VARIABLE:
         return None
-    if name.endswith(".seed") or name.endswith("_seed"):
+    if name.endswith((".seed", "_seed")):
         return _SEEDS
     if name in _FIXED_KEYS:
         return _FIXED_KEYS[name]
@@ -210,7 +205,7 @@ class Param:
         if self.kind == "choice":
             text = "choice(" + ", ".join(G.fmt(c) for c in self.choices) + ")"
         else:
-            extra = (f", step {self.step}" if self.step else "") + (", log" if self.log else "")
+            extra = (f", step {self.step}" if self.step else "") + (", log" if self.log and self.kind == "int" else "")
             text = f"{self.kind}({G.fmt(self.low)}, {G.fmt(self.high)}{extra})"
         return text
 
@@ -228,7 +223,7 @@ class Param:
         return out
 
 
-# -- loading ------------------------------------------------------------------------------------------------------------
+# -- loading -----------------------------------------------------------------------------------------------------------
 class _DuplicateKey(Exception):
     pass
 
@@ -251,7 +246,7 @@ def load_space(path: str | Path) -> Space:
     path = Path(path)
     where = str(path)
     try:
-        data = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+        data = yaml.load(path.read_text(), Loader=_Loader)  # a SafeLoader subclass
     except FileNotFoundError:
         raise ConfigError(f"{where}: no such search-space file") from None
     except _DuplicateKey as exc:
@@ -261,11 +256,12 @@ def load_space(path: str | Path) -> Space:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping (profile, objective, search or grid, ...), "
                           f"got {type(data).__name__}")
+    single = isinstance(data.get("objective"), Mapping)  # one {metric, mode}, not a list: no [0] in messages
     try:
         spec = _File.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_pydantic_message(exc, where)) from None
-    return _Checker(where, path).build(spec, single_objective=isinstance(data.get("objective"), Mapping))
+        raise ConfigError(_pydantic_message(exc, where, single)) from None
+    return _Checker(where, path).build(spec, single_objective=single)
 
 
 def _path(loc: tuple) -> str:
@@ -299,10 +295,11 @@ def _unwrap(tp: Any) -> Any:
     return tp
 
 
-def _pydantic_message(exc: ValidationError, where: str) -> str:
+def _pydantic_message(exc: ValidationError, where: str, single_objective: bool) -> str:
     errors = exc.errors()
     first = errors[0]
     loc, kind = tuple(first["loc"]), first["type"]
+    shown = loc[:1] + loc[2:] if single_objective and loc[:2] == ("objective", 0) else loc
     if kind == "extra_forbidden":
         model = _model_at(loc[:-1])
         allowed = [f.alias or n for n, f in model.model_fields.items()] if model else []
@@ -315,10 +312,10 @@ def _pydantic_message(exc: ValidationError, where: str) -> str:
         text = first["msg"]
         msg = f"{text[:1].lower()}{text[1:]} (got {first.get('input')!r})"
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    return f"{where}: {_path(loc) or '(top level)'}: {msg}{more}"
+    return f"{where}: {_path(shown) or '(top level)'}: {msg}{more}"
 
 
-# -- meaning ------------------------------------------------------------------------------------------------------------
+# -- meaning -----------------------------------------------------------------------------------------------------------
 class _Checker:
     def __init__(self, where: str, path: Path):
         self.where, self.path = where, path
@@ -385,8 +382,9 @@ class _Checker:
         wanted = int if kind == "int" else float
         if key.type is not wanted:
             use = {int: "int: [low, high]", float: "uniform or loguniform: [low, high]"}.get(key.type, "choice: [...]")
-            raise self.fail(at, f"'{name}' is a {key.type.__name__} key, {kind} needs a {wanted.__name__} key; "
-                                f"use {use}")
+            article = "an" if key.type is int else "a"
+            raise self.fail(at, f"'{name}' is {article} {key.type.__name__} key, {kind} needs a {wanted.__name__} "
+                                f"key; use {use}")
         if len(raw) != 2:
             raise self.fail(at, f"expected [low, high], got {raw!r}")
         low, high = (self.value(f"{at}[{i}]", name, v) for i, v in enumerate(raw))
@@ -412,8 +410,9 @@ class _Checker:
             when = []
             for parent, allowed in spec.when.items():
                 if parent == name or parent not in params or params[parent].kind != "choice":
-                    raise self.fail(f"{at}.{parent}", f"a condition names another choice parameter of this search "
-                                                      f"({', '.join(c for c in choices if c != name) or 'none here'})")
+                    others = ", ".join(c for c in choices if c != name) or "none here"
+                    raise self.fail(f"{at}.{parent}", f"'{parent}' is not another choice parameter of this search, "
+                                                      f"which a condition must name ({others})")
                 vals = self.values(f"{at}.{parent}", parent, allowed if isinstance(allowed, list) else [allowed])
                 for v in vals:
                     if not any(G._same(v, c) for c in params[parent].choices):
@@ -564,8 +563,9 @@ class _Checker:
         if kind == "search" and b.num_samples is None:
             raise self.fail("budget.num_samples", "a search needs the number of trials to sample (>= 1)")
         if kind != "search" and b.num_samples is not None:
-            raise self.fail("budget.num_samples", f"a {kind} runs each point once per seed ({grid_trials} trials "
-                                                  f"here); num_samples belongs to searches")
+            raise self.fail("budget.num_samples", f"a {kind} runs each point once per seed ({grid_trials} "
+                                                  f"trial{'s' if grid_trials != 1 else ''} here); num_samples belongs "
+                                                  f"to searches")
         max_epochs = b.max_epochs or profile_epochs
         if b.grace_period > max_epochs:
             raise self.fail("budget.grace_period", f"{b.grace_period} is beyond max_epochs ({max_epochs})")
@@ -594,364 +594,3 @@ def _is_number(text: str) -> bool:
 def _dotted(text: str) -> str:
     mant, _, exp = text.lower().partition("e")
     return f"{mant if '.' in mant else mant + '.0'}e{exp}" if exp else text
-
-
-# -- the validated space ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class Space:
-    """A validated search-space file (from `load_space`)."""
-
-    path: Path
-    name: str
-    description: str
-    profile: str
-    kind: str  # search | grid | ofat | points
-    data_required: bool
-    constants: dict[str, Any]
-    params: dict[str, Param]  # search only, parents before the parameters that depend on them
-    points: list[tuple[str, dict[str, Any]]]  # grids only: (label, overrides)
-    varied: tuple[str, ...]  # the keys the trials vary
-    definition: Any  # the normalised search/grid/ofat/points section (part of the fingerprint)
-    seeds: tuple[int, ...]
-    objectives: tuple[Objective, ...]
-    budget: Budget
-    max_epochs: int
-    rerun: Rerun | None = None
-
-    @property
-    def where(self) -> str:
-        return str(self.path)
-
-    @property
-    def is_search(self) -> bool:
-        return self.kind == "search"
-
-    @property
-    def seed_mode(self) -> str:
-        """`derived` (a search: one seed per trial from the base seed) or `replicates` (grids: every point x seeds)."""
-        return "derived" if self.is_search else "replicates"
-
-    @property
-    def multi_objective(self) -> bool:
-        return len(self.objectives) > 1
-
-    @property
-    def algorithm(self) -> str:
-        """`tpe` (one objective), `nsga2` (several) or `grid` (grid, ofat, points through Tune's grid search)."""
-        return ("nsga2" if self.multi_objective else "tpe") if self.is_search else "grid"
-
-    @property
-    def scheduler(self) -> str:
-        """`asha` on generator epochs for a single-objective search; `fifo` for several objectives and for grids
-        (an ablation's points all run to the end)."""
-        return "asha" if self.is_search and not self.multi_objective else "fifo"
-
-    @property
-    def metrics(self) -> list[str]:
-        return [o.metric for o in self.objectives]
-
-    @property
-    def modes(self) -> list[str]:
-        return [o.mode for o in self.objectives]
-
-    @property
-    def base_seed(self) -> int:
-        return self.seeds[0]
-
-    @property
-    def num_trials(self) -> int:
-        return self.budget.num_samples if self.is_search else len(self.points) * len(self.seeds)
-
-    def trial_seed(self, number: int) -> int:
-        """The seed of search trial `number` (Optuna's trial number): derived from the base seed."""
-        return derive_seed(self.base_seed, f"trial{number}")
-
-    def trials(self) -> list[dict[str, Any]]:
-        """Every trial of a grid as flat overrides plus `seed`, the seeds outermost (constants are not repeated:
-        `trial_config` adds them). A search has no fixed list: use `optuna_distributions` / `sample`."""
-        if self.is_search:
-            raise ConfigError(f"{self.where}: a search samples its trials; it has no fixed list (see optuna_distributions)")
-        return [{**point, "seed": seed} for seed in self.seeds for _, point in self.points]
-
-    def labels(self) -> list[str]:
-        """The label of each trial of `trials()`, in the same order."""
-        return [label for _ in self.seeds for label, _ in self.points]
-
-    def active(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """`params` without the conditional parameters whose condition does not hold (grids: unchanged)."""
-        if not self.is_search:
-            return dict(params)
-        out: dict[str, Any] = {}
-        for name, p in self.params.items():
-            if name in params and p.active(out):
-                out[name] = params[name]
-        return out
-
-    def trial_config(self, params: Mapping[str, Any] | None = None, seed: int | None = None, *,
-                     extra: Mapping[str, Any] | None = None) -> Config:
-        """The resolved config of one trial: defaults < profile < constants < `extra` (e.g. data.dir from --data)
-        < `params` (a point or sampled values; inactive conditionals dropped) < seed and gen.epochs."""
-        params = dict(params or {})
-        if "seed" in params:
-            given = params.pop("seed")
-            if seed is not None and seed != given:
-                raise ConfigError(f"{self.where}: trial seed given twice ({given} and {seed})")
-            seed = given
-        strangers = [k for k in params if k not in self.varied]
-        if strangers:
-            raise ConfigError(f"{self.where}: {', '.join(strangers)}: not a parameter of this space (it varies "
-                              f"{', '.join(self.varied)})")
-        extra = dict(extra or {})
-        for name in extra:
-            if name in RESERVED or name in self.varied:
-                why = RESERVED.get(name) or "it is a parameter of this space"
-                raise ConfigError(f"{self.where}: override {name}: not allowed ({why})")
-        cfg = self._resolve({**extra, **self.active(params)}, seed)
-        if self.data_required and cfg["data.dir"] is None:
-            raise ConfigError(f"{self.where}: data_required: this space runs on a real dataset; pass --data DIR")
-        return cfg
-
-    def _resolve(self, overrides: Mapping[str, Any], seed: int | None = None, what: str = "") -> Config:
-        values = {**self.constants, **overrides, "seed": self.base_seed if seed is None else seed,
-                  "gen.epochs": self.max_epochs}
-        try:
-            return resolve(values, profile=self.profile)
-        except ConfigError as exc:
-            raise ConfigError(f"{self.where}: {what}{exc}") from None
-
-    def _check_trials(self) -> None:
-        """Resolve every grid trial, or the search's base with each parameter at each bound / choice."""
-        if self.is_search:
-            probes = [{n: v} for n, p in self.params.items() for v in (p.choices or (p.low, p.high))]
-        else:
-            probes = [point for _, point in self.points]
-        for point in probes:
-            self._resolve(point, what=f"trial {G.label(point)}: ")
-
-    def values_of(self, name: str) -> list[Any]:
-        """Every value `name` takes across the trials (what the prepare stage must build, e.g. each
-        `segment.backend`); a range parameter has no finite set and raises ValueError."""
-        if self.is_search and name in self.params:
-            p = self.params[name]
-            if p.kind != "choice":
-                raise ValueError(f"{name} is a {p.kind} range, not a finite set of values")
-            inactive = [self._resolve({})[name]] if p.when else []
-            return list(dict.fromkeys([*p.choices, *inactive]))
-        configs = [self._resolve(point) for _, point in (self.points or [("base", {})])]
-        return list(dict.fromkeys(cfg[name] for cfg in configs))
-
-    # -- Optuna / Tune objects (imported here only) --------------------------------------------------------------------
-    def optuna_distributions(self) -> dict[str, Any]:
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-        self._need_search("optuna_distributions")
-        out: dict[str, Any] = {}
-        for name, p in self.params.items():
-            if p.kind == "choice":
-                out[name] = CategoricalDistribution(list(p.choices))
-            elif p.kind == "int":
-                out[name] = IntDistribution(p.low, p.high, log=p.log, step=p.step or 1)
-            else:
-                out[name] = FloatDistribution(p.low, p.high, log=p.log)
-        return out
-
-    def sample(self, trial: Any) -> dict[str, Any]:
-        """Define-by-run for Optuna (and Ray's OptunaSearch `space=`): suggests the active parameters, parents first,
-        and returns the constants Ray adds to the trial's config: its derived `seed`."""
-        self._need_search("sample")
-        chosen: dict[str, Any] = {}
-        for name, p in self.params.items():
-            if p.active(chosen):
-                chosen[name] = _suggest(trial, name, p)
-        return {"seed": self.trial_seed(trial.number)}
-
-    def optuna_sampler(self):
-        """Seeded TPE for one objective, seeded NSGA-II for several."""
-        import optuna
-
-        self._need_search("optuna_sampler")
-        n = self.budget.num_samples
-        if self.multi_objective:
-            return optuna.samplers.NSGAIISampler(seed=self.base_seed, population_size=max(4, min(50, n // 4)))
-        return optuna.samplers.TPESampler(seed=self.base_seed, n_startup_trials=max(2, min(10, n // 2)))
-
-    def tune_param_space(self) -> dict[str, Any]:
-        """For Tune without Optuna: a search's distributions as `tune.*` samplers (conditionals are drawn always and
-        dropped by `trial_config`), a grid as one `tune.grid_search` over `trials()` under the key `trial`."""
-        from ray import tune
-
-        if not self.is_search:
-            return {"trial": tune.grid_search(self.trials())}
-        out: dict[str, Any] = {}
-        for name, p in self.params.items():
-            if p.kind == "choice":
-                out[name] = tune.choice(list(p.choices))
-            elif p.kind == "int":
-                out[name] = tune.lograndint(p.low, p.high + 1) if p.log else tune.qrandint(p.low, p.high, p.step or 1)
-            else:
-                out[name] = (tune.loguniform if p.log else tune.uniform)(p.low, p.high)
-        return out
-
-    def _need_search(self, what: str) -> None:
-        if not self.is_search:
-            raise ConfigError(f"{self.where}: {what} is for searches; a {self.kind} has trials()")
-
-    # -- resume ---------------------------------------------------------------------------------------------------------
-    def identity(self) -> dict[str, Any]:
-        """What may not change between a sweep and its resumption (JSON-safe: store it beside the sweep)."""
-        budget = {k: v for k, v in self.budget.model_dump().items() if k not in MUTABLE_BUDGET}
-        budget["max_epochs"] = self.max_epochs
-        ident = {"name": self.name, "profile": self.profile, "data_required": self.data_required,
-                 "constants": self.constants, self.kind: self.definition, "seeds": list(self.seeds),
-                 "objective": [o.model_dump() for o in self.objectives], "budget": budget,
-                 "rerun": self.rerun.model_dump() if self.rerun else None}
-        return json.loads(json.dumps(ident, sort_keys=True))
-
-    def fingerprint(self) -> str:
-        return _hash(self.identity())
-
-
-def _suggest(trial: Any, name: str, p: Param) -> Any:
-    if p.kind == "choice":
-        return trial.suggest_categorical(name, list(p.choices))
-    if p.kind == "int":
-        return trial.suggest_int(name, p.low, p.high, step=p.step or 1, log=p.log)
-    return trial.suggest_float(name, p.low, p.high, log=p.log)
-
-
-def _hash(identity: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, Mapping) and tree:
-        out: dict[str, Any] = {}
-        for k, v in tree.items():
-            out.update(_leaves(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: tree}
-
-
-def check_resumable(old: Space | Mapping[str, Any] | str, new: Space) -> None:
-    """Refuse to resume a sweep whose space changed (budget.num_samples, max_concurrent and time_budget_s aside).
-
-    `old` is the space the sweep started with, its `identity()` (stored as JSON) or only its `fingerprint()`."""
-    if isinstance(old, str):
-        if old == new.fingerprint():
-            return
-        raise ConfigError(f"{new.where}: cannot resume sweep '{new.name}': its space changed since it started "
-                          f"(fingerprint {old} -> {new.fingerprint()}). {_RESUME_HINT}")
-    before = old.identity() if isinstance(old, Space) else json.loads(json.dumps(dict(old), sort_keys=True))
-    after = new.identity()
-    if _hash(before) == _hash(after):
-        return
-    a, b = _leaves(before), _leaves(after)
-    changes = []
-    for key in list(dict.fromkeys([*a, *b])):
-        if key not in b:
-            changes.append(f"{key} removed (was {_short(a[key])})")
-        elif key not in a:
-            changes.append(f"{key} added ({_short(b[key])})")
-        elif a[key] != b[key]:
-            changes.append(f"{key}: {_short(a[key])} -> {_short(b[key])}")
-    raise ConfigError(f"{new.where}: cannot resume sweep '{new.name}': its space changed since it started: "
-                      f"{'; '.join(changes)}. {_RESUME_HINT}")
-
-
-_RESUME_HINT = ("Only budget.num_samples, budget.max_concurrent and budget.time_budget_s may change when a sweep is "
-                "resumed or extended; run the changed space as a new sweep (--name NEW)")
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-# -- --dry-run ----------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TrialCost:
-    """Rough wall seconds of one trial of a profile on its reference resources (the generator's epochs dominate)."""
-
-    seconds: float
-    cpus: int
-    gpus: float
-    basis: str
-
-
-TRIAL_COST = {
-    "tiny": TrialCost(10, 1, 0, "~10 s a trial on one CPU thread"),
-    "smoke": TrialCost(90, 1, 0, "~90 s a trial on one CPU thread"),
-    "bench": TrialCost(15 * 60, 2, 0, "~15 min a trial on 2 CPU cores"),
-    "paper": TrialCost(3 * 3600, 8, 1, "~3 h a trial on one GPU (HumanML3D-sized)"),
-}
-
-
-def estimate(space: Space) -> dict[str, Any]:
-    """Trials and rough CPU-/GPU-hours for `--dry-run`: `TRIAL_COST[profile]` scaled by budget.max_epochs over the
-    profile's gen.epochs and by the trial's share of the reference resources (ideal scaling). An upper bound when ASHA
-    stops weak trials early."""
-    ref = TRIAL_COST[space.profile]
-    b = space.budget
-    per = ref.seconds * space.max_epochs / resolve(profile=space.profile)["gen.epochs"]
-    notes = [ref.basis]
-    if ref.gpus and b.gpus_per_trial:
-        per *= ref.gpus / b.gpus_per_trial
-    elif ref.gpus:
-        notes.append("a GPU profile without a GPU: far slower than this")
-    else:
-        per *= ref.cpus / b.cpus_per_trial
-    trials = space.num_trials
-    rerun = space.rerun.top * len(space.rerun.seeds) if space.rerun else 0
-    total = (trials + rerun) * per
-    search_wall = math.ceil(trials / min(b.max_concurrent, trials)) * per
-    if b.time_budget_s:
-        search_wall = min(search_wall, b.time_budget_s)
-    wall = search_wall + (math.ceil(rerun / min(b.max_concurrent, rerun)) * per if rerun else 0)
-    if space.scheduler == "asha":
-        notes.append("an upper bound: ASHA stops weak trials early")
-    return {"trials": trials, "rerun_trials": rerun, "per_trial_seconds": per, "total_seconds": total,
-            "cpu_hours": total * b.cpus_per_trial / 3600, "gpu_hours": total * b.gpus_per_trial / 3600,
-            "wall_hours": wall / 3600, "device": "gpu" if b.gpus_per_trial else "cpu",
-            "max_concurrent": b.max_concurrent, "notes": notes}
-
-
-def format_estimate(est: Mapping[str, Any]) -> str:
-    runs = f"{est['trials']} trials" + (f" + {est['rerun_trials']} re-runs" if est["rerun_trials"] else "")
-    hours = f"{est['gpu_hours']:.1f} GPU-hours, " if est["device"] == "gpu" else ""
-    return (f"{runs} x ~{_duration(est['per_trial_seconds'])} = {hours}{est['cpu_hours']:.2f} CPU-hours; about "
-            f"{_duration(est['wall_hours'] * 3600)} wall at {est['max_concurrent']} at a time "
-            f"({'; '.join(est['notes'])})")
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
-
-
-def format_trials(space: Space) -> str:
-    """A readable summary: what runs, then the distributions (a search) or every trial (a grid)."""
-    b = space.budget
-    objective = ", ".join(f"{o.metric} ({o.mode})" for o in space.objectives)
-    how = {"tpe": f"TPE (seed {space.base_seed}), {b.num_samples} trials",
-           "nsga2": f"NSGA-II (seed {space.base_seed}), {b.num_samples} trials",
-           "grid": f"{space.kind}: {len(space.points)} points x {len(space.seeds)} seeds = {space.num_trials} trials"}
-    lines = [f"{space.name} ({space.where}): profile {space.profile}, {how[space.algorithm]}, "
-             f"{space.scheduler.upper()} over {space.max_epochs} epochs",
-             f"objective: {objective}",
-             f"per trial: {b.cpus_per_trial} CPU, {G.fmt(b.gpus_per_trial)} GPU; {b.max_concurrent} at a time"
-             + (f"; time budget {_duration(b.time_budget_s)}" if b.time_budget_s else "")]
-    if space.constants:
-        lines.append("constants: " + ", ".join(f"{k}={G.fmt(v)}" for k, v in space.constants.items()))
-    if space.data_required:
-        lines.append("needs --data DIR (a real dataset)")
-    if space.is_search:
-        rows = [(n, p.describe(), p.describe_when()) for n, p in space.params.items()]
-        lines += ["", G.table(("parameter", "distribution", "when"), rows)]
-        if space.rerun:
-            lines.append(f"then the best {space.rerun.top} re-run over seeds {list(space.rerun.seeds)}")
-    else:
-        rows = [(str(i + 1), str(t["seed"]), label) for i, (t, label) in enumerate(zip(space.trials(),
-                                                                                    space.labels()))]
-        lines += ["", G.table(("#", "seed", "trial"), rows)]
-    return "\n".join(lines)

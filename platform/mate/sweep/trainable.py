@@ -1,0 +1,48 @@
+"""The Tune trainable: `run_trial` with `tune.report` as its report and Tune's checkpoint as its resume_dir.
+
+Only `ray.tune.*` APIs inside the trial (tune.report, tune.Checkpoint, tune.get_checkpoint). The trial writes its
+artifacts into Tune's trial directory; the driver's MLflow callback logs them (trials never open MLflow, DESIGN 5).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+
+def _cpu_share(cpus: float) -> int:
+    return max(1, int(cpus))
+
+
+def trial_function(config: Mapping[str, Any], *, workspace: str, pinned: Mapping[str, Any], cpus: float = 1.0,
+                   trial_root: str | None = None) -> None:
+    """One sweep trial. `config` holds the sampled keys (and `seed`); `pinned` the keys every trial of the sweep
+    shares (the prepared dataset, the evaluator seeds and sha: DESIGN 5)."""
+    import tempfile
+
+    from ray import tune
+
+    from mate.config import resolve
+    from mate.pipeline import run_trial
+
+    cfg = resolve({**pinned, **{k: v for k, v in config.items() if not k.startswith("_")}})
+    context = tune.get_context()
+    out = Path(trial_root or context.get_trial_dir()) / "run"
+    restored = tune.get_checkpoint()
+    resume = None
+    if restored is not None:
+        resume = Path(tempfile.mkdtemp(prefix="mate-resume-"))
+        restored.to_directory(str(resume))
+
+    def report(metrics: dict, checkpoint_dir: Path | None = None) -> None:
+        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        clean["run_dir"] = str(out)  # type: ignore[assignment]  # the callback finds the artifacts here
+        if checkpoint_dir is not None:
+            tune.report(clean, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
+        else:
+            tune.report(clean)
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    run_trial(cfg, report, resume_dir=resume, workspace=workspace, out=out, threads=_cpu_share(cpus),
+              progress=False, log=lambda s: print(s, flush=True))
