@@ -5,8 +5,8 @@ the Optuna/Tune objects, the resume check and the `--dry-run` estimate and text.
   base_values)` (the base point once, then each factor's values in file order with every other key at the base; a
   value equal to the base's own is the base point and is not repeated). `label(point, base)` names a point in tables
   (`base`, `align.prior=none`, `a=1, b=2`).
-- `check_resumable(old, new)`: a resumed sweep's space must have the same `identity()` (description and the budget keys
-  num_samples, max_concurrent, time_budget_s aside); the error lists each changed key.
+- `check_resumable(old, new)`: a resumed sweep's space must have the same `identity()` (name, description and the
+  budget keys num_samples, max_concurrent, time_budget_s aside); the error lists each changed key.
 - `estimate(space)`: trials x a per-profile per-trial cost (`TRIAL_COST`), `format_trials(space)`: a readable table.
 Nothing here imports Optuna or Ray at module level.
 """

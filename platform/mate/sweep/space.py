@@ -5,7 +5,7 @@ path inside it and what is allowed. The schema (every section but `profile`, `ob
 `search`/`grid`/`ofat`/`points` is optional):
 
     name: smoke                  # the sweep's name (default: the file's stem); --name overrides it
-    description: one line        # free text, not part of the fingerprint
+    description: one line        # free text
     profile: smoke               # tiny | smoke | bench | paper (config PROFILES): the trial sizes
     data_required: false         # true: the sweep refuses to start without --data DIR (a real dataset)
     constants:                   # config keys set in every trial, flat dotted or nested
@@ -40,9 +40,11 @@ path inside it and what is allowed. The schema (every section but `profile`, `ob
 Rules. Every parameter is a registered config key (mate.config.KEYS) whose type fits its distribution (uniform and
 loguniform need a float key, int an int key; bool and str keys take `choice`) and every value is checked with
 `check_value`. `profile`, `seed` and `gen.epochs` are set through `profile:`, `seeds:` and `budget.max_epochs`, never as
-keys; keys the prepare stage fixes for a whole sweep (`data.*`, `encoder.*`, `evaluator.*`, the measurement keys
-`eval.scorer|official_dir|repeats|samples|pairs|val_items`, how the LLM is reached, `debug.*`) and stage seeds may be
-constants but never vary. A key is a constant or a parameter, not both. `search` never mixes with a grid (DESIGN 5).
+keys; keys the prepare stage fixes for a whole sweep (`data.*` but `data.random_crop`, `encoder.*`, `evaluator.*`, the
+measurement keys `eval.scorer|official_dir|repeats|samples|pairs|val_items`, how the LLM is reached, `debug.*`) and
+stage seeds may be constants but never vary (`fixed_reason` says why). A key is a constant or a parameter, not both.
+`search` never mixes with a grid (DESIGN 5). Unknown keys anywhere, duplicate YAML keys and `1e-3` (YAML 1.1 text; write
+`1.0e-3`) are errors.
 
 Conditional parameters: `when: {parent: value or [values], ...}` on a search parameter samples it only when every
 parent (a `choice` parameter of the same search) took one of those values; otherwise the key keeps its constant /
@@ -57,8 +59,9 @@ Objectives are `val/` + a figure reported after every generator epoch (`eval/*` 
 never drive selection, and `val/align/*` rides on the first report only. One objective: TPE + ASHA on generator epochs;
 several: NSGA-II (or a grid) with FIFO, never ASHA.
 
-Resume: `fingerprint()` hashes everything except `description` and the budget keys a sweep's extension may change
-(num_samples, max_concurrent, time_budget_s); `check_resumable(old, new)` names whatever else changed.
+Resume: `fingerprint()` hashes everything except `name`, `description` and the budget keys a sweep's extension may
+change (num_samples, max_concurrent, time_budget_s); `check_resumable(old, new)` names whatever else changed. The
+trials, their configs, the Optuna/Tune objects and the dry-run live in `mate.sweep.grid` (re-exported here).
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -419,7 +422,7 @@ class _Checker:
                         raise self.fail(f"{at}.{parent}", f"{v!r} is not one of {parent}'s choices "
                                                           f"({', '.join(map(G.fmt, params[parent].choices))})")
                 when.append((parent, vals))
-            params[name] = Param(**{**params[name].__dict__, "when": tuple(when)})
+            params[name] = replace(params[name], when=tuple(when))
         order: list[str] = []
 
         def visit(name: str, stack: tuple) -> None:
