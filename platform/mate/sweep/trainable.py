@@ -7,28 +7,29 @@ artifacts into Tune's trial directory; the driver's MLflow callback logs them (t
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 def _cpu_share(cpus: float) -> int:
     return max(1, int(cpus))
 
 
-def trial_function(config: Mapping[str, Any], *, workspace: str, pinned: Mapping[str, Any], cpus: float = 1.0,
-                   trial_root: str | None = None) -> None:
-    """One sweep trial. `config` holds the sampled keys (and `seed`); `pinned` the keys every trial of the sweep
-    shares (the prepared dataset, the evaluator seeds and sha: DESIGN 5)."""
+def trial_function(config: Mapping[str, Any], *, space, workspace: str, pinned: Mapping[str, Any],
+                   cpus: float = 1.0) -> None:
+    """One sweep trial. `config` holds the sampled keys and `seed` (a grid: one point under `trial`); `pinned` the
+    keys every trial of the sweep shares (the prepared dataset, the evaluator seeds and sha: DESIGN 5)."""
     import tempfile
 
     from ray import tune
 
-    from mate.config import resolve
     from mate.pipeline import run_trial
 
-    cfg = resolve({**pinned, **{k: v for k, v in config.items() if not k.startswith("_")}})
+    params = dict(config["trial"]) if "trial" in config else dict(config)
+    cfg = space.trial_config(params, extra=pinned)
     context = tune.get_context()
-    out = Path(trial_root or context.get_trial_dir()) / "run"
+    out = Path(context.get_trial_dir()) / "run"
     restored = tune.get_checkpoint()
     resume = None
     if restored is not None:

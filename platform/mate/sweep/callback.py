@@ -1,0 +1,87 @@
+"""The sweep's only MLflow writer (DESIGN 5): a Tune callback on the driver. Trials never open MLflow; they report
+through Tune and leave their artifacts in their run folder, which this callback logs when they end.
+
+One child run per trial under the sweep's parent run, found or created by the tags (sweep, trial_id), so a restored
+trial continues its run instead of opening a duplicate. Trials a scheduler stopped early end FINISHED with the tag
+`mate.stopped_early=true` (the run is complete as far as it went).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+ARTIFACT_FILES = ("metrics.json", "run.json", "history.jsonl", "aligned_rows.safetensors")
+ARTIFACT_DIRS = ("plots", "previews")
+
+
+def _flat(config: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}." if k != "trial" else prefix))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+class MlflowSweepCallback(tune.Callback):
+    def __init__(self, tracker, experiment_id: str, parent_run_id: str, sweep: str, stopped: set[str],
+                 pinned: dict[str, Any] | None = None, space=None):
+        self.tracker, self.experiment_id, self.parent, self.sweep = tracker, experiment_id, parent_run_id, sweep
+        self.stopped, self.pinned, self.space = stopped, dict(pinned or {}), space
+        self.runs: dict[str, str] = {}
+
+    def run_of(self, trial) -> str:
+        if trial.trial_id not in self.runs:
+            run = self.tracker.run(self.experiment_id, {"sweep": self.sweep, "trial_id": trial.trial_id},
+                                   name=f"{self.sweep}-{trial.trial_id}", parent_run_id=self.parent)
+            self.tracker.log_params(run, self.params(trial))
+            self.runs[trial.trial_id] = run
+        return self.runs[trial.trial_id]
+
+    def params(self, trial) -> dict[str, Any]:
+        """The trial's whole resolved config (what `mate train --config` would need), else what Tune sampled."""
+        sampled = _flat(dict(trial.config))
+        if self.space is None:
+            return {**self.pinned, **sampled}
+        return self.space.trial_config(sampled, extra=self.pinned).to_dict()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.run_of(trial)
+
+    def on_trial_restore(self, iteration, trials, trial, **info):
+        self.run_of(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        metrics = {k: v for k, v in result.items() if "/" in k and isinstance(v, (int, float))
+                   and not isinstance(v, bool) and math.isfinite(v)}
+        self.tracker.log_metrics(self.run_of(trial), metrics, step=int(result.get("gen/epoch", 0)))
+
+    def _artifacts(self, trial, run: str) -> None:
+        folder = (trial.last_result or {}).get("run_dir")
+        if not folder or not Path(folder).is_dir():
+            return
+        folder = Path(folder)
+        for name in ARTIFACT_FILES:
+            if (folder / name).is_file():
+                self.tracker.log_artifact(run, folder / name)
+        for name in ARTIFACT_DIRS:
+            if (folder / name).is_dir():
+                self.tracker.log_artifacts(run, folder / name, name)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        run = self.run_of(trial)
+        self._artifacts(trial, run)
+        early = trial.trial_id in self.stopped
+        self.tracker.set_tags(run, {"mate.stopped_early": str(early).lower(),
+                                    "mate.evaluator_sha": self.pinned.get("evaluator.sha", "")})
+        self.tracker.finish(run, "FINISHED")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        run = self.run_of(trial)
+        self._artifacts(trial, run)
+        self.tracker.finish(run, "FAILED")

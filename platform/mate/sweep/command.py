@@ -1,0 +1,87 @@
+"""`mate sweep`, `mate ablate` and `mate ui`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mate.errors import UserError
+
+DEFAULT_SPACE = "search_spaces/smoke.yaml"
+
+
+def _space_path(value: str | None) -> Path:
+    path = Path(value or DEFAULT_SPACE)
+    if not path.is_file() and not value:  # run from elsewhere than the repository: the copy beside the package
+        path = Path(__file__).resolve().parents[3] / DEFAULT_SPACE
+    if not path.is_file():
+        raise UserError(f"{value or DEFAULT_SPACE}: no such search-space file (the shipped ones are in search_spaces/)")
+    return path
+
+
+def _options(args):
+    from mate.sweep.driver import SweepOptions
+
+    return SweepOptions(workspace=Path(args.workspace), name=args.name, data=args.data, address=args.address,
+                        num_samples=args.num_samples, max_concurrent=args.max_concurrent,
+                        gpus_per_trial=args.gpus_per_trial, retry_failed=args.retry_failed,
+                        tracking_uri=args.tracking_uri, progress=not args.quiet)
+
+
+def _cmd_sweep(args: argparse.Namespace, grid_only: bool = False) -> int:
+    from mate.sweep.space import estimate, format_estimate, format_trials, load_space
+
+    path = _space_path(args.space)
+    space = load_space(path)
+    if grid_only and space.is_search:
+        raise UserError(f"{path}: mate ablate runs grids (grid/ofat/points); this file is a search: mate sweep {path}")
+    if args.dry_run:
+        print(format_trials(space))
+        print(format_estimate(estimate(space)))
+        return 0
+    from mate.sweep.driver import run_sweep
+
+    run_sweep(path, _options(args))
+    return 0
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    import subprocess
+    import sys
+
+    ws = Path(args.workspace).resolve()
+    uri = f"sqlite:///{ws / 'mlflow.db'}"
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (store {uri})")
+    print(f"Optuna dashboard: optuna-dashboard sqlite:///{ws / 'optuna.db'}")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+           "--port", str(args.port)]
+    return subprocess.call(cmd)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workspace", default="mate-runs")
+    p.add_argument("--name", help="sweep name (default: the space's name)")
+    p.add_argument("--data", help="dataset folder (default: the profile's synthetic corpus)")
+    p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    p.add_argument("--num-samples", type=int, help="total trials of a search (more than done: extends it)")
+    p.add_argument("--max-concurrent", type=int)
+    p.add_argument("--gpus-per-trial", type=float, help="e.g. 0.5 packs two trials a GPU (CPU when none)")
+    p.add_argument("--tracking-uri", help="MLflow store (default sqlite:///<workspace>/mlflow.db)")
+    p.add_argument("--retry-failed", action="store_true", help="restore and re-run failed trials")
+    p.add_argument("--dry-run", action="store_true", help="print the trials and the estimated cost, run nothing")
+    p.add_argument("--quiet", action="store_true")
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("sweep", help="a Ray Tune + Optuna sweep of trials, logged to MLflow")
+    p.add_argument("space", nargs="?", help=f"search-space YAML (default {DEFAULT_SPACE})")
+    _common(p)
+    p.set_defaults(func=_cmd_sweep)
+    p = sub.add_parser("ablate", help="run a grid space over its seeds and print the ablation table")
+    p.add_argument("space", help="a grid/ofat/points space, e.g. search_spaces/ablation_prior.yaml")
+    _common(p)
+    p.set_defaults(func=lambda a: _cmd_sweep(a, grid_only=True))
+    p = sub.add_parser("ui", help="the MLflow UI over the workspace's runs (and how to open optuna-dashboard)")
+    p.add_argument("--workspace", default="mate-runs")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=_cmd_ui)

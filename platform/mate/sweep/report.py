@@ -1,0 +1,135 @@
+"""The end of a sweep: a results table over every trial of every Tune run, the best trial (on its val objective),
+`best.yaml` (the resolved config plus the command that re-runs it), the ablation table for grids (mean and t-based
+95% interval over seeds per point), all logged to the parent MLflow run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SHOWN = ("eval/fid", "eval/r_precision_top3", "probe/word_pair_acc", "probe/word_pair_acc_comp")
+
+
+def _last_result(trial_dir: Path) -> dict[str, Any]:
+    path = trial_dir / "result.json"
+    last: dict[str, Any] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                last = json.loads(line)
+    return last
+
+
+def collect(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One row per trial: its id, params, status, last val objective values and (finished trials) test figures."""
+    rows = []
+    for params_file in sorted((sweep_dir / "tune").glob("run-*/*/params.json")):
+        trial_dir = params_file.parent
+        params = json.loads(params_file.read_text())
+        params = params.get("trial", params)
+        last = _last_result(trial_dir)
+        run = trial_dir / "run"
+        finished = (run / "metrics.json").is_file()
+        row = {"trial": last.get("trial_id", trial_dir.name),
+               "tune_run": trial_dir.parent.name, "params": params, "last": last, "run_dir": str(run),
+               "status": "finished" if finished else ("stopped" if last else "failed")}
+        if finished:
+            row["metrics"] = json.loads((run / "metrics.json").read_text())
+            row["config"] = json.loads((run / "run.json").read_text())["config"]
+        rows.append(row)
+    return rows
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def table(rows: list[dict], metric: str, varied: list[str]) -> str:
+    head = ["trial", "status", *varied, "seed", metric, *SHOWN]
+    lines = [" | ".join(head)]
+    for r in rows:
+        m = r.get("metrics", {})
+        cells = [r["trial"], r["status"], *[_fmt(r["params"].get(k, "")) for k in varied],
+                 _fmt(r["params"].get("seed", "")), _fmt(r["last"].get(metric, float("nan"))),
+                 *[_fmt(m.get(k, float("nan"))) for k in SHOWN]]
+        lines.append(" | ".join(cells))
+    return "\n".join(lines)
+
+
+def ablation(rows: list[dict], space) -> str:
+    """Grids: per point (seeds pooled), mean ± t-interval of the objective and the test figures."""
+    from mate.evaluate.bootstrap import t_interval
+
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        point = {k: v for k, v in r["params"].items() if k != "seed"}
+        groups.setdefault(json.dumps(point, sort_keys=True), []).append(r)
+    metrics = [*space.metrics, *SHOWN]
+    lines = ["| point | n | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
+    for point, rs in groups.items():
+        cells = []
+        for k in metrics:
+            vals = [r["last"].get(k) if k.startswith("val/") else r.get("metrics", {}).get(k) for r in rs]
+            vals = [v for v in vals if isinstance(v, (int, float)) and np.isfinite(v)]
+            if len(vals) >= 2:
+                mean, half = t_interval(vals)
+                cells.append(f"{mean:.3f} ± {half:.3f}")
+            else:
+                cells.append(f"{vals[0]:.3f}" if vals else "-")
+        label = ", ".join(f"{k}={v}" for k, v in json.loads(point).items()) or "(base)"
+        lines.append(f"| {label} | {len(rs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(space, name: str, sweep_dir: Path, tracker, parent: str, *,
+                 log: Callable[[str], None] = print) -> dict[str, Any]:
+    import yaml
+
+    rows = collect(sweep_dir)
+    metric, mode = space.metrics[0], space.modes[0]
+    sign = 1 if mode == "max" else -1
+    scored = [r for r in rows if r["status"] == "finished" and np.isfinite(r["last"].get(metric, np.nan))]
+    best = max(scored, key=lambda r: sign * r["last"][metric]) if scored else None
+    varied = list(space.varied)
+    text = table(rows, metric, varied)
+    (sweep_dir / "results.md").write_text(text + "\n")
+    import csv
+
+    with open(sweep_dir / "results.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["trial", "status", *varied, "seed", metric, *SHOWN, "run_dir"])
+        for r in rows:
+            m = r.get("metrics", {})
+            w.writerow([r["trial"], r["status"], *[r["params"].get(k, "") for k in varied], r["params"].get("seed"),
+                        r["last"].get(metric), *[m.get(k) for k in SHOWN], r["run_dir"]])
+    log(text)
+    out: dict[str, Any] = {"rows": rows, "best": best}
+    if not space.is_search:
+        abl = ablation(rows, space)
+        (sweep_dir / "ablation.md").write_text(abl + "\n")
+        log("\n" + abl)
+        out["ablation"] = abl
+    if best is not None:
+        info = json.loads((Path(best["run_dir"]) / "run.json").read_text())
+        best_yaml = sweep_dir / "best.yaml"
+        doc = {"sweep": name, "trial": best["trial"], "metric": metric, "mode": mode, "value": best["last"][metric],
+               "seed": best["config"]["seed"], "git_sha": info.get("git_sha"), "run_dir": best["run_dir"],
+               "command": f"mate train --config {best_yaml}", "config": best["config"]}
+        best_yaml.write_text(yaml.safe_dump(doc, sort_keys=False))
+        log(f"\nbest: trial {best['trial']} {metric} = {best['last'][metric]:.4f} -> {best_yaml}")
+        tracker.set_tags(parent, {"mate.best_trial": best["trial"], "mate.best_value": best["last"][metric]})
+        if (Path(best["run_dir"]) / "generator.pt").is_file():  # the best generator only (DESIGN 5)
+            tracker.log_artifact(parent, Path(best["run_dir"]) / "generator.pt", "best")
+        tracker.log_artifact(parent, best_yaml)
+    for f in ("results.csv", "results.md", "ablation.md"):
+        if (sweep_dir / f).is_file():
+            tracker.log_artifact(parent, sweep_dir / f)
+    tracker.finish(parent, "FINISHED")
+    log(f"compare runs: mate ui --workspace {sweep_dir.parent.parent}")
+    return out
