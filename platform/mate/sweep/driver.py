@@ -150,7 +150,30 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     errors = [r for r in results if r.error]
     if errors:
         log(f"sweep: {len(errors)} trial(s) failed (first: {errors[0].error!r}); --retry-failed runs them again")
+    close_leftovers(tracker, experiment, name, storage, log)
     return write_report(space, name, sweep_dir, tracker, parent, log=log)
+
+
+def close_leftovers(tracker, experiment: str, name: str, storage, log: Callable[[str], None]) -> None:
+    """When the Tune run has ended nothing is running: MLflow child runs and Optuna trials still marked RUNNING were
+    left by a killed driver and are unknown to the restored state (DESIGN 5). Close them as KILLED / FAIL."""
+    import optuna
+    from optuna.trial import TrialState
+
+    stale = tracker.find_runs(experiment, {"sweep": name}, status="RUNNING")
+    for run in stale:
+        if run.tags.get("mate.role") != "parent":
+            tracker.finish(run.run_id, "KILLED")
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        study = None
+    running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))] if study else []
+    for t in running:
+        study.tell(t.number, state=TrialState.FAIL)
+    closed = len([r for r in stale if r.tags.get("mate.role") != "parent"])
+    if closed or running:
+        log(f"sweep: closed {closed} MLflow run(s) and {len(running)} Optuna trial(s) a killed driver left RUNNING")
 
 
 def _new_tuner(space, name, opts, trainable, storage, stopped, run_dir, run_config, log):
