@@ -76,6 +76,9 @@ def test_trials_land_in_optuna_and_in_mlflow_child_runs(sweep):
         assert "eval/fid" in child.data.metrics  # the last report carries the test figures
         assert {"metrics.json", "run.json", "aligned_rows.safetensors"} <= {
             a.path for a in client.list_artifacts(child.info.run_id)}
+    for proc in (sweep["ws"] / "sweeps" / "tinysweep" / "tune").glob("run-*/*/run/process.json"):
+        assert json.loads(proc.read_text())["mlflow_imported"] is False  # trials never open MLflow (DESIGN 5)
+    assert len(list((sweep["ws"] / "sweeps" / "tinysweep" / "tune").glob("run-*/*/run/process.json"))) == 3
     shas = {c.data.params["evaluator.sha"] for c in first["children"]}
     assert len(shas) == 1  # every trial scored by the one prepared evaluator
     assert {"best.yaml", "results.csv"} <= {a.path for a in client.list_artifacts(parent)}

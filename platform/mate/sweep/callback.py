@@ -84,4 +84,14 @@ class MlflowSweepCallback(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         run = self.run_of(trial)
         self._artifacts(trial, run)
+        self.tracker.set_tags(run, {"mate.error": _error_of(trial)})
         self.tracker.finish(run, "FAILED")
+
+
+def _error_of(trial) -> str:
+    """The exception line of the trial's error (Tune keeps the whole traceback in error.txt)."""
+    path = getattr(trial, "error_file", None)
+    text = Path(path).read_text() if path and Path(path).is_file() else str(getattr(trial, "error_msg", "") or "")
+    lines = [x for x in text.strip().splitlines() if x.strip()]
+    errors = [x for x in lines if "Error" in x.split(":")[0] or "Exception" in x.split(":")[0]]
+    return (errors[-1] if errors else (lines[-1] if lines else "unknown error"))[:500]

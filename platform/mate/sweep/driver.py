@@ -36,8 +36,9 @@ class SweepOptions:
 
 
 def _pruning_classes():
-    """ASHA that remembers whom it stopped early, and an OptunaSearch that tells Optuna those trials were PRUNED
-    (Ray's own tells them COMPLETE with their last value, which would teach TPE a half-trained figure)."""
+    """ASHA that remembers whom it stopped early, and an OptunaSearch that tells Optuna those trials were PRUNED and
+    errored ones FAIL (Ray's own tells both COMPLETE with their last value, which would teach TPE a half-trained or
+    broken figure)."""
     from optuna.trial import TrialState
     from ray.tune.schedulers import ASHAScheduler, TrialScheduler
     from ray.tune.search.optuna import OptunaSearch
@@ -59,9 +60,11 @@ def _pruning_classes():
             self.stopped = stopped
 
         def on_trial_complete(self, trial_id, result=None, error=False):
-            if trial_id in self.stopped and not error and trial_id not in self._completed_trials \
-                    and trial_id in self._ot_trials:
-                self._ot_study.tell(self._ot_trials[trial_id], None, state=TrialState.PRUNED)
+            if trial_id not in self._completed_trials and trial_id in self._ot_trials and (
+                    error or trial_id in self.stopped):
+                # an errored trial is FAIL even when it reported epochs before (Ray would tell its last value)
+                state = TrialState.FAIL if error else TrialState.PRUNED
+                self._ot_study.tell(self._ot_trials[trial_id], None, state=state)
                 self._completed_trials.add(trial_id)
                 return
             super().on_trial_complete(trial_id, result, error)
@@ -133,7 +136,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     previous = _runs(tune_dir)
     storage = optuna.storages.RDBStorage(f"sqlite:///{ws / 'optuna.db'}")
     run_config = dict(storage_path=str(tune_dir), callbacks=[callback],
-                      failure_config=tune.FailureConfig(max_failures=2),
+                      failure_config=tune.FailureConfig(max_failures=budget.max_failures),
                       checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1 if opts.progress else 0)
     if previous and not (previous[-1] / FINISHED).exists() and tune.Tuner.can_restore(str(previous[-1])):
         log(f"sweep: restoring {previous[-1].name}")

@@ -29,7 +29,7 @@ RESERVED = {
     "seed": "trial seeds come from `seeds:` (seed_mode)",
     "gen.epochs": "set it with `budget.max_epochs` (every trial's epoch count, ASHA's max_t)",
 }  # keys a space sets through its own fields, never as config keys
-MUTABLE_BUDGET = ("num_samples", "max_concurrent", "time_budget_s")  # may change when a sweep is extended
+MUTABLE_BUDGET = ("num_samples", "max_concurrent", "time_budget_s", "max_failures")  # may change when a sweep is extended
 
 
 def cartesian(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:

@@ -36,7 +36,8 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         finished = (run / "metrics.json").is_file()
         row = {"trial": last.get("trial_id", trial_dir.name),
                "tune_run": trial_dir.parent.name, "params": params, "last": last, "run_dir": str(run),
-               "status": "finished" if finished else ("stopped" if last else "failed")}
+               "status": "finished" if finished else ("failed" if (trial_dir / "error.txt").is_file() or not last
+                                                      else "stopped")}
         if finished:
             row["metrics"] = json.loads((run / "metrics.json").read_text())
             row["config"] = json.loads((run / "run.json").read_text())["config"]

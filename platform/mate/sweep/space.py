@@ -35,13 +35,14 @@ path inside it and what is allowed. The schema (every section but `profile`, `ob
       gpus_per_trial: 0          # may be fractional (<= 1) to share a GPU
       max_concurrent: 2          # trials at once
       time_budget_s: 300         # optional wall-clock cap of the sweep
+      max_failures: 2            # Tune's retries of a failed trial, from its last checkpoint
     rerun: {top: 3, seeds: [1, 2, 3]}   # searches only: re-run the best configs over these replicate seeds
 
 Rules. Every parameter is a registered config key (mate.config.KEYS) whose type fits its distribution (uniform and
 loguniform need a float key, int an int key; bool and str keys take `choice`) and every value is checked with
 `check_value`. `profile`, `seed` and `gen.epochs` are set through `profile:`, `seeds:` and `budget.max_epochs`, never as
 keys; keys the prepare stage fixes for a whole sweep (`data.*` but `data.random_crop`, `encoder.*`, `evaluator.*`, the
-measurement keys `eval.scorer|official_dir|repeats|samples|pairs|val_items`, how the LLM is reached, `debug.*`) and
+measurement keys `eval.scorer|official_dir|repeats|samples|pairs|val_items`, how the LLM is reached) and
 stage seeds may be constants but never vary (`fixed_reason` says why). A key is a constant or a parameter, not both.
 `search` never mixes with a grid (DESIGN 5). Unknown keys anywhere, duplicate YAML keys and `1e-3` (YAML 1.1 text; write
 `1.0e-3`) are errors.
@@ -93,7 +94,6 @@ _FIXED_PREFIXES = {
     "data.": "the dataset is prepared once per sweep (the data is not a knob)",
     "encoder.": "the base language model is loaded once per sweep and the frozen evaluators read it",
     "evaluator.": "the frozen evaluators are trained once per sweep by the prepare stage",
-    "debug.": "fault injection is for tests: give it under constants",
 }
 _FIXED_KEYS = {"eval.scorer": _MEASURE, "eval.official_dir": _MEASURE, "eval.repeats": _MEASURE,
                "eval.samples": _MEASURE, "eval.pairs": _MEASURE, "eval.val_items": _MEASURE,
@@ -160,6 +160,7 @@ class Budget(_Strict):
     gpus_per_trial: float = Field(0.0, ge=0)
     max_concurrent: int = Field(1, ge=1)
     time_budget_s: float | None = Field(None, gt=0)
+    max_failures: int = Field(2, ge=0)
 
 
 class Rerun(_Strict):

@@ -47,3 +47,5 @@ def trial_function(config: Mapping[str, Any], *, space, workspace: str, pinned: 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     run_trial(cfg, report, resume_dir=resume, workspace=workspace, out=out, threads=_cpu_share(cpus),
               progress=False, log=lambda s: print(s, flush=True))
+    # evidence for DESIGN 5's rule that trials never talk to MLflow (the driver's callback is the only writer)
+    (out / "process.json").write_text(json.dumps({"pid": os.getpid(), "mlflow_imported": "mlflow" in sys.modules}))
