@@ -166,8 +166,7 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
                                      seed=eval_seed, notes=notes))
         if epoch == 1:
             metrics.update({k: v for k, v in t.metrics.items() if k not in metrics})  # the align stage's figures
-        with open(out / HISTORY, "a") as f:  # the learning curve, kept beside the run (MLflow has it too)
-            f.write(json.dumps(metrics) + "\n")
+        _append_history(out / HISTORY, metrics)
         if epoch >= cfg["gen.epochs"] or metrics.get("gen/stopped_early"):
             finish(metrics)
         report(dict(metrics), ckpt)
@@ -180,9 +179,17 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     return t.metrics
 
 
+def _append_history(path: Path, metrics: dict) -> None:
+    """The learning curve beside the run (MLflow has it too). A trial resumed from an earlier checkpoint repeats
+    epochs: their old lines are replaced, so the file holds each epoch once."""
+    epoch = metrics["gen/epoch"]
+    lines = path.read_text().splitlines() if path.is_file() else []
+    kept = [x for x in lines if x.strip() and json.loads(x).get("gen/epoch", 0) < epoch]
+    path.write_text("".join(x + "\n" for x in kept) + json.dumps(metrics) + "\n")
+
+
 def _all_captions(pack) -> list[str]:
     return [c.text for cid in range(len(pack)) for c in pack.captions(cid)]
-
 
 
 @dataclass
