@@ -81,6 +81,9 @@ def add_parsers(sub) -> None:
     p.add_argument("space", help="a grid/ofat/points space, e.g. search_spaces/ablation_prior.yaml")
     _common(p)
     p.set_defaults(func=lambda a: _cmd_sweep(a, grid_only=True))
+    from mate.sweep.mlflow_report import add_parser as _add_report
+
+    _add_report(sub)
     p = sub.add_parser("ui", help="the MLflow UI over the workspace's runs (and how to open optuna-dashboard)")
     p.add_argument("--workspace", default="mate-runs")
     p.add_argument("--port", type=int, default=5000)

@@ -21,9 +21,12 @@ interval from `_ci95` (DESIGN 4).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import html
+import logging
 import math
+import os
 import re
 import shutil
 import tempfile
@@ -34,10 +37,13 @@ from typing import Any
 
 from mate.errors import UserError
 
+log = logging.getLogger(__name__)
+
 PARENT_TAG = "mlflow.parentRunId"
 DEFAULT_OBJECTIVE = "val/probe/word_pair_acc"
 SEED_KEY = "seed"
 SECOND_CURVE = "eval/r_precision_top3"
+FALLBACK_OBJECTIVES = ("val/eval/r_precision_top3", "val/probe/word_pair_acc_comp", "val/eval/fid")
 # test figures shown in the table, in this order, when any run has them (`<name>_ci95` gives the ± when logged)
 TEST_METRICS = ("eval/fid", "eval/r_precision_top1", "eval/r_precision_top3", "eval/mm_dist", "eval/diversity",
                 "probe/word_pair_acc", "probe/word_pair_acc_comp", "align/attn_in_span")
@@ -129,10 +135,33 @@ def _trial(run) -> Trial:
                  params=dict(run.data.params), metrics={k: float(v) for k, v in run.data.metrics.items()})
 
 
+@contextlib.contextmanager
+def _quiet_downloads():
+    """No tqdm bar per downloaded artifact (MLflow's default) while the report downloads a few small files."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    old = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """What reading one artifact or metric history may raise without the report giving up (it shows less)."""
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException, OSError
+
+
 def _artifact_names(client, run_id: str, path: str | None = None) -> list:
     try:
         return list(client.list_artifacts(run_id, path))
-    except Exception:  # a missing folder or an unreachable artifact store: nothing to show
+    except _store_errors() as exc:  # an unreachable artifact store: nothing to show
+        log.warning("run %s: cannot list artifacts under %s: %s", run_id, path or "/", exc)
         return []
 
 
@@ -144,7 +173,8 @@ def _best_yaml(client, parent_id: str, tmp: Path) -> dict[str, Any] | None:
     try:
         path = client.download_artifacts(parent_id, "best.yaml", str(tmp))
         doc = yaml.safe_load(Path(path).read_text())
-    except Exception:
+    except (*_store_errors(), yaml.YAMLError) as exc:
+        log.warning("parent run %s: unreadable best.yaml (%s): using the default objective", parent_id, exc)
         return None
     return doc if isinstance(doc, dict) else None
 
@@ -162,7 +192,8 @@ def _download_tree(client, run_id: str, folder: str, dst: Path, suffixes: tuple[
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     got = Path(client.download_artifacts(run_id, info.path, str(target.parent)))
-                except Exception:
+                except _store_errors() as exc:
+                    log.warning("run %s: cannot download %s: %s", run_id, info.path, exc)
                     continue
                 out.append(got)
     return out
@@ -202,7 +233,7 @@ def _sort_key(numeric: bool):
 
 
 def _log_scale(values: Sequence[float]) -> bool:
-    return len(values) > 2 and min(values) > 0 and max(values) / min(values) >= 100
+    return len(values) > 2 and min(values) > 0 and max(values) / min(values) >= 10
 
 
 def _fmt(v: Any) -> str:
@@ -311,7 +342,7 @@ def ablation_curve(trials: Sequence[Trial], factor: str, others: Sequence[str], 
     spanning = {k: v for k, v in slices.items() if len({t.params[factor] for t in v}) > 1}
     pooled = not spanning or len(spanning) > MAX_SLICES
     groups = {(): usable} if pooled else spanning
-    fig = _figure(5.2 * len(metrics), 3.8)
+    fig = _figure(max(6.0, 5.2 * len(metrics)), 4.0)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     table: list[tuple[str, str, str, str, int]] = []
     xs_all = [_number(v) for v in levels] if numeric else list(range(len(levels)))
@@ -327,7 +358,8 @@ def ablation_curve(trials: Sequence[Trial], factor: str, others: Sequence[str], 
                     continue
                 mean, half, n = _group_stats(vals)
                 x = xs_all[li] if numeric else li + (gi - (len(groups) - 1) / 2) * width
-                xs.append(x), means.append(mean), halves.append(half), ns.append(n)
+                for store, item in ((xs, x), (means, mean), (halves, half), (ns, n)):
+                    store.append(item)
                 table.append((name, level, metric, f"{mean:.4g} ± {half:.2g}" if n > 1 else f"{mean:.4g}", n))
             if not xs:
                 continue
@@ -357,6 +389,7 @@ def ablation_curve(trials: Sequence[Trial], factor: str, others: Sequence[str], 
                 ax.set_xscale("log")
         else:
             ax.set_xticks(range(len(levels)), [str(v) for v in levels], rotation=30 if len(levels) > 4 else 0)
+            ax.set_xlim(-0.5, len(levels) - 0.5)
         ax.set_xlabel(factor)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
@@ -364,7 +397,7 @@ def ablation_curve(trials: Sequence[Trial], factor: str, others: Sequence[str], 
             ax.legend(fontsize=7)
     title = f"{factor}: mean over seeds, t-based 95% band"
     if pooled and others:
-        title += " (pooled over the other factors)"
+        title += "\n(pooled over the other factors)"
     fig.suptitle(title, fontsize=10)
     fig.savefig(path)
     return Curve(factor, numeric, pooled and bool(others), path, table)
@@ -377,7 +410,7 @@ def parallel_coordinates(trials: Sequence[Trial], factors: Sequence[str], object
     import numpy as np
     from matplotlib import cm, colors
 
-    runs = [t for t in trials if not math.isnan(t.value(objective))]
+    runs = [t for t in trials if not math.isnan(t.value(objective)) and all(k in t.params for k in factors)]
     if not runs:
         return 0
     axes_names = [*factors, objective]
@@ -398,7 +431,8 @@ def parallel_coordinates(trials: Sequence[Trial], factors: Sequence[str], object
             levels = sorted({str(v) for v in vals})
             pos_of = {v: (i / (len(levels) - 1) if len(levels) > 1 else 0.5) for i, v in enumerate(levels)}
             norm = np.array([pos_of[str(v)] for v in vals])
-            ticks.append([(pos_of[v], v) for v in levels])
+            step = max(1, math.ceil(len(levels) / 12))  # label at most ~12 levels
+            ticks.append([(pos_of[v], v[:24]) for v in levels[::step]])
         columns.append(norm)
     obj = np.array([t.value(objective) for t in runs])
     lo, hi = float(obj.min()), float(obj.max())
@@ -412,7 +446,10 @@ def parallel_coordinates(trials: Sequence[Trial], factors: Sequence[str], object
     xs = np.arange(len(axes_names))
     order = np.argsort(obj if better(objective) == "max" else -obj)  # the best drawn last, on top
     for i in order:
-        ax.plot(xs, data[i], color=cmap(cnorm(obj[i])), alpha=0.85, linewidth=1.6)
+        if runs[i].status == "FINISHED":
+            ax.plot(xs, data[i], color=cmap(cnorm(obj[i])), alpha=0.85, linewidth=1.6)
+        else:  # a failed or killed run's objective is from the epoch it reached: not coloured as a result
+            ax.plot(xs, data[i], color="grey", alpha=0.6, linewidth=1.0, linestyle="--")
     for x, marks in zip(xs, ticks):
         ax.axvline(x, color="black", linewidth=0.8)
         for y, text in marks:
@@ -426,15 +463,24 @@ def parallel_coordinates(trials: Sequence[Trial], factors: Sequence[str], object
         ax.spines[side].set_visible(False)
     sm = cm.ScalarMappable(norm=cnorm, cmap=cmap)
     fig.colorbar(sm, ax=ax, label=objective, fraction=0.04)
-    fig.suptitle(f"parallel coordinates ({len(runs)} runs, axes normalised)", fontsize=10)
+    others = sum(t.status != "FINISHED" for t in runs)
+    note = f"; {others} not FINISHED, grey dashed" if others else ""
+    fig.suptitle(f"parallel coordinates ({len(runs)} runs, axes normalised{note})", fontsize=10)
     fig.savefig(path)
     return len(runs)
+
+
+def _epoch_axis(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _history(client, run_id: str, key: str) -> list[tuple[int, float]]:
     try:
         points = client.get_metric_history(run_id, key)
-    except Exception:
+    except _store_errors() as exc:
+        log.warning("run %s: cannot read the history of %s: %s", run_id, key, exc)
         return []
     last: dict[int, tuple[int, float]] = {}
     for m in points:  # a resumed trial may log a step twice: keep the latest
@@ -467,6 +513,7 @@ def objective_histories(client, trials: Sequence[Trial], objective: str, best: T
     if not drawn:
         return False
     ax.set_xlabel("gen/epoch")
+    _epoch_axis(ax)
     ax.set_ylabel(objective)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -481,13 +528,9 @@ def learning_curves(client, trial: Trial, objective: str, path: Path) -> list[st
     keys = ([objective] if objective in keys else []) + [k for k in keys if k != objective]
     if "gen/loss" in trial.metrics:
         keys.append("gen/loss")
-    series = []
-    for k in keys:
-        points = _history(client, trial.run_id, k)
-        if points:
-            series.append((k, points))
-        if len(series) >= MAX_LEARNING_CURVES:
-            break
+    series = [(k, _history(client, trial.run_id, k)) for k in keys]
+    curves = [(k, p) for k, p in series if len(p) > 1]  # align metrics ride on the first epoch only: one point
+    series = (curves or [(k, p) for k, p in series if p])[:MAX_LEARNING_CURVES]
     if not series:
         return []
     cols = min(3, len(series))
@@ -498,6 +541,7 @@ def learning_curves(client, trial: Trial, objective: str, path: Path) -> list[st
         steps, values = zip(*points)
         ax.plot(steps, values, "o-", markersize=3, color="black" if k == objective else "tab:blue")
         ax.set_title(k, fontsize=8)
+        _epoch_axis(ax)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     for ax in axes[len(series):]:
@@ -547,10 +591,52 @@ code{background:#f5f5f5;padding:0 .2em}
 """
 
 
+@dataclass
+class _Content:
+    """Everything the two renderings (Markdown, HTML) show."""
+
+    experiment: str
+    header: str  # store, experiment, parent, counts, date
+    objective: str
+    mode: str
+    objective_source: str
+    head: list[str]
+    rows: list[list[str]]
+    row_class: list[str]
+    factors: list[str]
+    varied: list[str]
+    curves: list[Curve]
+    images: dict[str, str]  # section -> image path relative to the report (parallel, history, learning)
+    best: Trial | None
+    best_why: str
+    best_command: str
+    config: dict[str, str]
+    best_files: list[str]
+
+
+def _choose_objective(trials: Sequence[Trial], best_doc: dict | None) -> tuple[str, str, str]:
+    """(metric, mode, where it came from): best.yaml's, else the default, else the first val/* metric logged."""
+    if best_doc and best_doc.get("metric"):
+        metric = str(best_doc["metric"])
+        return metric, str(best_doc.get("mode") or better(metric)), "from best.yaml on the parent run"
+    logged = sorted({k for t in trials for k in t.metrics if k.startswith("val/") and not k.endswith("_ci95")})
+    if DEFAULT_OBJECTIVE in logged or not logged:
+        return DEFAULT_OBJECTIVE, better(DEFAULT_OBJECTIVE), "no best.yaml on the parent run: the default objective"
+    metric = next((m for m in FALLBACK_OBJECTIVES if m in logged), logged[0])
+    return metric, better(metric), f"no best.yaml on the parent run and no {DEFAULT_OBJECTIVE} logged"
+
+
 def build_report(uri: str, experiment: str, out: str | Path | None = None, workspace: str | Path | None = None, *,
                  log_to_parent: bool = True, log=print) -> Path:
-    """Write `report.md`, `report.html` and their images for sweep `experiment` into `out`, from the MLflow store at
-    `uri` only; log them to the sweep's parent run under `report/`. Returns the HTML path."""
+    """Write `report.md`, `report.html` and their images for sweep `experiment` into `out` (default
+    `<workspace>/reports/<experiment>/`), from the MLflow store at `uri` only; log them to the sweep's parent run
+    under `report/`. Returns the HTML path. An unknown experiment, or one without trial runs, is a `UserError`."""
+    with _quiet_downloads():
+        return _build(uri, experiment, out, workspace, log_to_parent, log)
+
+
+def _build(uri: str, experiment: str, out: str | Path | None, workspace: str | Path | None, log_to_parent: bool,
+           log) -> Path:
     from mate.tracking import _folder_name, sqlite_path
 
     tracker = _open_store(uri, workspace)
@@ -564,7 +650,8 @@ def build_report(uri: str, experiment: str, out: str | Path | None = None, works
         raise UserError(f"MLflow experiment {experiment!r} in {uri} has no trial runs (child runs of a sweep's parent "
                         f"run); it holds {len(runs)} run(s){': ' + names + more if runs else ''}")
     if out is None:
-        ws = Path(workspace) if workspace is not None else (sqlite_path(uri).parent if sqlite_path(uri) else Path("."))
+        db = sqlite_path(uri)
+        ws = Path(workspace) if workspace is not None else (db.parent if db is not None else Path("."))
         out = ws / "reports" / _folder_name(experiment)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -572,157 +659,72 @@ def build_report(uri: str, experiment: str, out: str | Path | None = None, works
         shutil.rmtree(out / owned, ignore_errors=True)
     img = out / "img"
     img.mkdir()
+
+    def rel(path: Path) -> str:
+        return path.relative_to(out).as_posix()
+
     trials = [_trial(r) for r in children]
 
     with tempfile.TemporaryDirectory() as tmp:
         best_doc = _best_yaml(client, parent.info.run_id, Path(tmp)) if parent is not None else None
-    objective = str((best_doc or {}).get("metric") or DEFAULT_OBJECTIVE)
-    mode = str((best_doc or {}).get("mode") or better(objective))
+    objective, mode, source = _choose_objective(trials, best_doc)
     best, best_why = _pick_best(trials, best_doc, objective, mode)
-
     varied = varied_params(trials)
-    seeds = [k for k in varied if k == SEED_KEY]
     factors = [k for k in varied if k != SEED_KEY]
-    columns = [*seeds, *factors] if SEED_KEY in varied else [*factors, *([SEED_KEY] if any(
-        SEED_KEY in t.params for t in trials) else [])]
+    columns = ([SEED_KEY] if any(SEED_KEY in t.params for t in trials) else []) + factors
 
     # 1. the table
     head, rows = trial_table(trials, columns, objective, best)
     row_class = ["best" if best is not None and t.run_id == best.run_id else
                  "failed" if t.status in ("FAILED", "KILLED") else "early" if t.stopped_early else "" for t in trials]
-    err_col = {len(head) - 1: "err"} if head[-1] == "error" else {}
 
-    # 2. ablation curves (FINISHED runs that ran to the end; stopped-early ones stopped at another epoch)
+    # 2. ablation curves over the FINISHED runs that ran to the end (a stopped-early one stopped at another epoch)
     curve_runs = [t for t in trials if t.status == "FINISHED" and not t.stopped_early] or \
         [t for t in trials if t.status == "FINISHED"]
-    metrics = [objective] + ([SECOND_CURVE] if any(SECOND_CURVE in t.metrics for t in curve_runs)
-                             and SECOND_CURVE != objective else [])
-    curves: list[Curve] = []
-    for factor in factors:
-        curve = ablation_curve(curve_runs, factor, [k for k in factors if k != factor], metrics,
-                               img / f"ablation_{_safe(factor)}.png")
-        if curve is not None:
-            curves.append(curve)
+    metrics = [objective] + ([SECOND_CURVE] if SECOND_CURVE != objective and any(
+        SECOND_CURVE in t.metrics for t in curve_runs) else [])
+    curves = [c for c in (ablation_curve(curve_runs, f, [k for k in factors if k != f], metrics,
+                                         img / f"ablation_{_safe(f)}.png") for f in factors) if c is not None]
 
-    # 3. parallel coordinates
-    par = img / "parallel_coordinates.png"
-    par_n = parallel_coordinates(trials, factors, objective, par) if factors else 0
-    hist = img / "objective_per_epoch.png"
-    has_hist = objective_histories(client, trials, objective, best, hist)
+    # 3. parallel coordinates, and the objective per epoch of every trial
+    images: dict[str, str] = {}
+    if factors and parallel_coordinates(trials, factors, objective, img / "parallel_coordinates.png"):
+        images["parallel"] = rel(img / "parallel_coordinates.png")
+    if objective_histories(client, trials, objective, best, img / "objective_per_epoch.png"):
+        images["history"] = rel(img / "objective_per_epoch.png")
 
     # 4. the best trial
     best_files: list[Path] = []
-    learn = img / "best_learning_curves.png"
-    learned: list[str] = []
     config: dict[str, str] = {}
     if best is not None:
-        config = _flat_config((best_doc or {}).get("config")) if best_doc and best_why.startswith("best.yaml") else {}
+        if best_doc and best_why.startswith("best.yaml"):
+            config = _flat_config(best_doc.get("config"))
         config = config or dict(best.params)
-        learned = learning_curves(client, best, objective, learn)
+        if learning_curves(client, best, objective, img / "best_learning_curves.png"):
+            images["learning"] = rel(img / "best_learning_curves.png")
         for folder, suffixes in (("plots", (".png",)), ("previews", (".gif",))):
             best_files += _download_tree(client, best.run_id, folder, out / "best", suffixes,
                                          MAX_DOWNLOADS - len(best_files))
 
-    # -- write
     counts: dict[str, int] = {}
     for t in trials:
         counts[t.status_text] = counts.get(t.status_text, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     parent_text = f"{parent.info.run_name} ({parent.info.run_id})" if parent is not None else "none"
-    rel = lambda p: p.relative_to(out).as_posix()  # noqa: E731
-
-    md = [f"# Sweep report: {experiment}", "",
-          f"Store `{uri}`, experiment id {exp.experiment_id}, parent run {parent_text}; {len(trials)} trials: "
-          f"{summary}. Generated {when} from MLflow only.", "",
-          f"Objective: `{objective}` ({mode}), last logged value; "
-          f"{'from best.yaml' if best_doc else 'no best.yaml on the parent run: the default objective'}. "
-          "Test figures are `value ± ci95` (interval over evaluation repetitions).", "",
-          "## Trials", "", _md_table(head, rows), ""]
-    if best is not None:
-        md += [f"★ best trial: {best.label} ({best_why}).", ""]
-    md += ["## Ablation curves", ""]
-    if not factors:
-        md += ["No param varies across the runs except the seed: nothing to plot.", ""]
-    elif not curves:
-        md += [f"No FINISHED run has `{objective}`: nothing to plot.", ""]
+    content = _Content(
+        experiment=experiment,
+        header=f"Store {uri}, experiment id {exp.experiment_id}, parent run {parent_text}; {len(trials)} trials: "
+               f"{summary}. Generated {when} from MLflow only.",
+        objective=objective, mode=mode, objective_source=source, head=head, rows=rows, row_class=row_class,
+        factors=factors, varied=varied, curves=curves, images=images, best=best, best_why=best_why,
+        best_command=str((best_doc or {}).get("command") or "") if best_why.startswith("best.yaml") else "",
+        config=config, best_files=[rel(p) for p in best_files])
     for c in curves:
-        md += [f"### {c.factor}", "", f"![{c.factor}]({rel(c.path)})", "",
-               _md_table(["slice", c.factor, "metric", "mean ± t95", "n"],
-                         [[s or "-", v, m, txt, str(n)] for s, v, m, txt, n in c.table]), ""]
-    md += ["## Parallel coordinates", ""]
-    md += [f"![parallel coordinates]({rel(par)})", ""] if par_n else ["Not enough to draw (no varied param or no "
-                                                                      "run with the objective).", ""]
-    if has_hist:
-        md += ["## Objective per epoch", "", f"![objective per epoch]({rel(hist)})", ""]
-    md += ["## Best trial", ""]
-    if best is None:
-        md += ["No FINISHED run has the objective: no best trial.", ""]
-    else:
-        md += [f"Trial **{best.label}** (run `{best.run_id}`, {best.status_text}), {objective} = "
-               f"{_fmt(best.value(objective))}; chosen by {best_why}.", ""]
-        if best_doc and best_doc.get("command"):
-            md += [f"Re-run: `{best_doc['command']}`", ""]
-        md += ["Varied keys in **bold**:", "",
-               _md_table(["key", "value"], [[f"**{k}**" if k in varied else k, v] for k, v in sorted(
-                   config.items(), key=lambda kv: (kv[0] not in varied, kv[0]))]), ""]
-        if learned:
-            md += ["### Learning curves", "", f"![learning curves]({rel(learn)})", ""]
-        if best_files:
-            md += ["### Plots and previews", ""] + [f"![{rel(p)}]({rel(p)})" for p in best_files] + [""]
-    (out / "report.md").write_text("\n".join(md))
-
-    h = ["<!doctype html><html><head><meta charset='utf-8'>",
-         f"<title>Sweep report: {html.escape(experiment)}</title><style>{_CSS}</style></head><body>",
-         f"<h1>Sweep report: {html.escape(experiment)}</h1>",
-         f"<p class='meta'>Store <code>{html.escape(uri)}</code>, experiment id {html.escape(exp.experiment_id)}, "
-         f"parent run {html.escape(parent_text)}; {len(trials)} trials: {html.escape(summary)}. Generated "
-         f"{html.escape(when)} from MLflow only.</p>",
-         f"<p>Objective: <code>{html.escape(objective)}</code> ({mode}), last logged value; "
-         f"{'from best.yaml' if best_doc else 'no best.yaml on the parent run: the default objective'}. "
-         "Test figures are <code>value ± ci95</code> (interval over evaluation repetitions).</p>",
-         "<h2>Trials</h2>", _html_table(head, rows, row_class, err_col)]
-    if best is not None:
-        h.append(f"<p>★ best trial: {html.escape(best.label)} ({html.escape(best_why)}).</p>")
-    h.append("<h2>Ablation curves</h2>")
-    if not factors:
-        h.append("<p>No param varies across the runs except the seed: nothing to plot.</p>")
-    elif not curves:
-        h.append(f"<p>No FINISHED run has <code>{html.escape(objective)}</code>: nothing to plot.</p>")
-    for c in curves:
-        h += [f"<h3>{html.escape(c.factor)}</h3>", f"<img src='{html.escape(rel(c.path))}' alt='{html.escape(c.factor)}'>",
-              "<details><summary>means</summary>",
-              _html_table(["slice", c.factor, "metric", "mean ± t95", "n"],
-                          [[s or "-", v, m, txt, str(n)] for s, v, m, txt, n in c.table]), "</details>"]
-    h.append("<h2>Parallel coordinates</h2>")
-    h.append(f"<img src='{html.escape(rel(par))}' alt='parallel coordinates'>" if par_n else
-             "<p>Not enough to draw (no varied param or no run with the objective).</p>")
-    if has_hist:
-        h += ["<h2>Objective per epoch</h2>", f"<img src='{html.escape(rel(hist))}' alt='objective per epoch'>"]
-    h.append("<h2>Best trial</h2>")
-    if best is None:
-        h.append("<p>No FINISHED run has the objective: no best trial.</p>")
-    else:
-        h.append(f"<p>Trial <b>{html.escape(best.label)}</b> (run <code>{best.run_id}</code>, "
-                 f"{html.escape(best.status_text)}), {html.escape(objective)} = {_fmt(best.value(objective))}; "
-                 f"chosen by {html.escape(best_why)}.</p>")
-        if best_doc and best_doc.get("command"):
-            h.append(f"<p>Re-run: <code>{html.escape(str(best_doc['command']))}</code></p>")
-        cfg_rows = [(f"<mark>{html.escape(k)}</mark>" if k in varied else html.escape(k), html.escape(v))
-                    for k, v in sorted(config.items(), key=lambda kv: (kv[0] not in varied, kv[0]))]
-        h.append("<details open><summary>config (varied keys highlighted)</summary><table><thead><tr><th>key</th>"
-                 "<th>value</th></tr></thead><tbody>" + "".join(f"<tr><td>{k}</td><td>{v}</td></tr>"
-                                                                for k, v in cfg_rows) + "</tbody></table></details>")
-        if learned:
-            h += ["<h3>Learning curves</h3>", f"<img src='{html.escape(rel(learn))}' alt='learning curves'>"]
-        if best_files:
-            h.append("<h3>Plots and previews</h3><div class='gallery'>")
-            h += [f"<figure><img src='{html.escape(rel(p))}' alt='{html.escape(p.name)}'>"
-                  f"<figcaption>{html.escape(rel(p))}</figcaption></figure>" for p in best_files]
-            h.append("</div>")
-    h.append("</body></html>")
+        c.path = Path(rel(c.path))
+    (out / "report.md").write_text(_render_md(content))
     report = out / "report.html"
-    report.write_text("\n".join(h))
+    report.write_text(_render_html(content))
 
     # 5. onto the parent run
     if log_to_parent and parent is not None:
@@ -736,6 +738,111 @@ def build_report(uri: str, experiment: str, out: str | Path | None = None, works
         log("no parent run (mate.role=parent) in this experiment: the report is not logged to MLflow")
     log(f"wrote {report} and {out / 'report.md'}")
     return report
+
+
+def _config_rows(c: _Content) -> list[tuple[str, str, bool]]:
+    return [(k, v, k in c.varied) for k, v in sorted(c.config.items(), key=lambda kv: (kv[0] not in c.varied, kv[0]))]
+
+
+def _curve_rows(curve: Curve) -> tuple[list[str], list[list[str]]]:
+    return (["slice", curve.factor, "metric", "mean ± t95", "n"],
+            [[s or "-", v, m, txt, str(n)] for s, v, m, txt, n in curve.table])
+
+
+_NOTHING_VARIES = "No param varies across the runs except the seed: nothing to plot."
+_NO_PARALLEL = "Not enough to draw (no varied param or no run with the objective)."
+_INTERVALS = ("Test figures are `value ± ci95` (the interval over evaluation repetitions); the ablation means pool "
+              "seeds with a Student-t 95% interval.")
+
+
+def _render_md(c: _Content) -> str:
+    md = [f"# Sweep report: {c.experiment}", "", c.header, "",
+          f"Objective: `{c.objective}` ({c.mode}), its last logged value; {c.objective_source}. {_INTERVALS}", "",
+          "## Trials", "", _md_table(c.head, c.rows), ""]
+    if c.best is not None:
+        md += [f"★ best trial: {c.best.label} ({c.best_why}).", ""]
+    md += ["## Ablation curves", ""]
+    if not c.factors:
+        md += [_NOTHING_VARIES, ""]
+    elif not c.curves:
+        md += [f"No FINISHED run has `{c.objective}`: nothing to plot.", ""]
+    for curve in c.curves:
+        md += [f"### {curve.factor}", "", f"![{curve.factor}]({curve.path.as_posix()})", "",
+               _md_table(*_curve_rows(curve)), ""]
+    md += ["## Parallel coordinates", ""]
+    md += [f"![parallel coordinates]({c.images['parallel']})" if "parallel" in c.images else _NO_PARALLEL, ""]
+    if "history" in c.images:
+        md += ["## Objective per epoch", "", f"![objective per epoch]({c.images['history']})", ""]
+    md += ["## Best trial", ""]
+    if c.best is None:
+        md += ["No FINISHED run has the objective: no best trial.", ""]
+        return "\n".join(md)
+    md += [(f"Trial **{c.best.label}** (run `{c.best.run_id}`, {c.best.status_text}), {c.objective} = "
+            f"{_fmt(c.best.value(c.objective))}; chosen by {c.best_why}."), ""]
+    if c.best_command:
+        md += [f"Re-run: `{c.best_command}`", ""]
+    md += ["Its config, varied keys in **bold**:", "",
+           _md_table(["key", "value"], [[f"**{k}**" if v else k, val] for k, val, v in _config_rows(c)]), ""]
+    if "learning" in c.images:
+        md += ["### Learning curves", "", f"![learning curves]({c.images['learning']})", ""]
+    if c.best_files:
+        md += ["### Plots and previews", "", *[f"![{p}]({p})" for p in c.best_files], ""]
+    return "\n".join(md)
+
+
+def _img(src: str, alt: str) -> str:
+    return f"<img src='{html.escape(src, quote=True)}' alt='{html.escape(alt, quote=True)}'>"
+
+
+def _code(text: str) -> str:
+    """Markdown `code` spans as HTML."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _render_html(c: _Content) -> str:
+    e = html.escape
+    err_col = {len(c.head) - 1: "err"} if c.head[-1] == "error" else {}
+    h = ["<!doctype html><html><head><meta charset='utf-8'>",
+         f"<title>Sweep report: {e(c.experiment)}</title><style>{_CSS}</style></head><body>",
+         f"<h1>Sweep report: {e(c.experiment)}</h1>", f"<p class='meta'>{e(c.header)}</p>",
+         (f"<p>Objective: <code>{e(c.objective)}</code> ({c.mode}), its last logged value; "
+          f"{e(c.objective_source)}. {_code(_INTERVALS)}</p>"),
+         "<h2>Trials</h2>", _html_table(c.head, c.rows, c.row_class, err_col)]
+    if c.best is not None:
+        h.append(f"<p>★ best trial: {e(c.best.label)} ({e(c.best_why)}).</p>")
+    h.append("<h2>Ablation curves</h2>")
+    if not c.factors:
+        h.append(f"<p>{_NOTHING_VARIES}</p>")
+    elif not c.curves:
+        h.append(f"<p>No FINISHED run has <code>{e(c.objective)}</code>: nothing to plot.</p>")
+    for curve in c.curves:
+        h += [f"<h3>{e(curve.factor)}</h3>", _img(curve.path.as_posix(), curve.factor),
+              "<details><summary>means per point</summary>", _html_table(*_curve_rows(curve)), "</details>"]
+    h.append("<h2>Parallel coordinates</h2>")
+    h.append(_img(c.images["parallel"], "parallel coordinates") if "parallel" in c.images else f"<p>{_NO_PARALLEL}</p>")
+    if "history" in c.images:
+        h += ["<h2>Objective per epoch</h2>", _img(c.images["history"], "objective per epoch")]
+    h.append("<h2>Best trial</h2>")
+    if c.best is None:
+        h += ["<p>No FINISHED run has the objective: no best trial.</p>", "</body></html>"]
+        return "\n".join(h)
+    h.append(f"<p>Trial <b>{e(c.best.label)}</b> (run <code>{e(c.best.run_id)}</code>, {e(c.best.status_text)}), "
+             f"{e(c.objective)} = {_fmt(c.best.value(c.objective))}; chosen by {e(c.best_why)}.</p>")
+    if c.best_command:
+        h.append(f"<p>Re-run: <code>{e(c.best_command)}</code></p>")
+    cells = "".join(f"<tr><td>{'<mark>' + e(k) + '</mark>' if v else e(k)}</td><td>{e(val)}</td></tr>"
+                    for k, val, v in _config_rows(c))
+    h.append("<details open><summary>its config (varied keys highlighted)</summary><table><thead><tr><th>key</th>"
+             f"<th>value</th></tr></thead><tbody>{cells}</tbody></table></details>")
+    if "learning" in c.images:
+        h += ["<h3>Learning curves</h3>", _img(c.images["learning"], "learning curves")]
+    if c.best_files:
+        h.append("<h3>Plots and previews</h3><div class='gallery'>")
+        h += [f"<figure>{_img(p, Path(p).name)}<figcaption>{e(p)}</figcaption></figure>" for p in c.best_files]
+        h.append("</div>")
+    h.append("</body></html>")
+    return "\n".join(h)
 
 
 # -- the command -------------------------------------------------------------------------------------------------------
