@@ -45,17 +45,38 @@ def _cmd_sweep(args: argparse.Namespace, grid_only: bool = False) -> int:
     return 0
 
 
-def _cmd_ui(args: argparse.Namespace) -> int:
-    import subprocess
+def ui_commands(workspace: Path, mlflow_port: int, optuna_port: int) -> list[list[str]]:
+    """The MLflow UI and optuna-dashboard on the workspace's stores, both bound to 127.0.0.1 (never the network:
+    reach them from elsewhere through an SSH tunnel)."""
     import sys
 
-    ws = Path(args.workspace).resolve()
-    uri = f"sqlite:///{ws / 'mlflow.db'}"
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (store {uri})")
-    print(f"Optuna dashboard: optuna-dashboard sqlite:///{ws / 'optuna.db'}")
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
-           "--port", str(args.port)]
-    return subprocess.call(cmd)
+    ws = Path(workspace).resolve()
+    mlflow = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{ws / 'mlflow.db'}",
+              "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"]
+    bin_dir = Path(sys.executable).parent
+    dashboard = [str(bin_dir / "optuna-dashboard"), f"sqlite:///{ws / 'optuna.db'}", "--host", "127.0.0.1",
+                 "--port", str(optuna_port), "--quiet"]
+    return [mlflow, dashboard]
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    ws = Path(args.workspace)
+    if not (ws / "mlflow.db").is_file():
+        raise UserError(f"{ws}: no mlflow.db yet (run mate sweep or mate train --tracking-uri first)")
+    procs = [subprocess.Popen(cmd) for cmd in ui_commands(ws, args.port, args.optuna_port)]
+    print(f"MLflow UI:        http://127.0.0.1:{args.port}")
+    print(f"Optuna dashboard: http://127.0.0.1:{args.optuna_port}" + ("" if (ws / "optuna.db").is_file() else
+                                                                        " (no optuna.db yet: no sweep has run)"))
+    print("Ctrl-C stops both.", flush=True)
+    try:
+        return max(p.wait() for p in procs)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for p in procs:
+            p.terminate()
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -86,5 +107,6 @@ def add_parsers(sub) -> None:
     _add_report(sub)
     p = sub.add_parser("ui", help="the MLflow UI over the workspace's runs (and how to open optuna-dashboard)")
     p.add_argument("--workspace", default="mate-runs")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=int, default=5000, help="MLflow UI port")
+    p.add_argument("--optuna-port", type=int, default=8080, help="optuna-dashboard port")
     p.set_defaults(func=_cmd_ui)
