@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import optuna
 import pytest
@@ -115,3 +116,16 @@ def test_a_changed_space_is_refused_and_dry_run_runs_nothing(sweep, capsys):
     assert main(["sweep", str(changed), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "align.sigma_scale" in out and "CPU-hours" in out
+
+
+def test_mate_train_on_best_yaml_reproduces_the_best_trial(sweep, tmp_path):
+    best_yaml = sweep["ws"] / "sweeps" / "tinysweep" / "best.yaml"
+    best = yaml.safe_load(best_yaml.read_text())
+    out = tmp_path / "again"
+    assert main(["train", "--config", str(best_yaml), "--workspace", str(sweep["ws"]), "--out", str(out), "--quiet",
+                 "--previews", "0", "--threads", "1"]) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert again[best["metric"]] == pytest.approx(best["value"], rel=0.01, abs=0.01)  # DESIGN 4's tolerance
+    trial = json.loads((Path(best["run_dir"]) / "metrics.json").read_text())
+    for k in ("eval/fid", "eval/r_precision_top3", "gen/loss"):
+        assert again[k] == pytest.approx(trial[k], rel=0.01, abs=0.01), k
