@@ -6,7 +6,9 @@ artifacts into Tune's trial directory; the driver's MLflow callback logs them (t
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,11 @@ def trial_function(config: Mapping[str, Any], *, space, workspace: str, pinned: 
         restored.to_directory(str(resume))
 
     def report(metrics: dict, checkpoint_dir: Path | None = None) -> None:
+        # evidence for DESIGN 5's rule that trials never talk to MLflow (the driver's callback is the only writer);
+        # written before the report: a scheduler may stop the trial inside it
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "process.json").write_text(json.dumps({"pid": os.getpid(),
+                                                      "mlflow_imported": "mlflow" in sys.modules}))
         clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         clean["run_dir"] = str(out)  # type: ignore[assignment]  # the callback finds the artifacts here
         if checkpoint_dir is not None:
@@ -47,5 +54,3 @@ def trial_function(config: Mapping[str, Any], *, space, workspace: str, pinned: 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     run_trial(cfg, report, resume_dir=resume, workspace=workspace, out=out, threads=_cpu_share(cpus),
               progress=False, log=lambda s: print(s, flush=True))
-    # evidence for DESIGN 5's rule that trials never talk to MLflow (the driver's callback is the only writer)
-    (out / "process.json").write_text(json.dumps({"pid": os.getpid(), "mlflow_imported": "mlflow" in sys.modules}))
