@@ -78,7 +78,7 @@ def test_shipped_spaces_are_the_documented_ones():
     assert (smoke.profile, smoke.budget.num_samples, smoke.budget.max_concurrent) == ("smoke", 4, 2)
     assert (smoke.budget.cpus_per_trial, smoke.budget.gpus_per_trial) == (1, 0.0)
     assert (smoke.algorithm, smoke.scheduler, smoke.seed_mode) == ("tpe", "asha", "derived")
-    assert smoke.metrics == ["val/probe/word_pair_acc"] and smoke.modes == ["max"]
+    assert smoke.metrics == ["val/eval/r_precision_top3"] and smoke.modes == ["max"]
     paper = load_space(SPACES / "mate_humanml3d.yaml")
     assert paper.profile == "paper" and paper.data_required and 0 < paper.budget.gpus_per_trial <= 1
     with pytest.raises(ConfigError, match=r"mate_humanml3d.yaml: data_required: .*--data DIR"):
