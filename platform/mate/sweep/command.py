@@ -79,6 +79,17 @@ def _cmd_ui(args: argparse.Namespace) -> int:
             p.terminate()
 
 
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from mate.clean import clean
+
+    removed, freed = clean(args.workspace, dry_run=args.dry_run)
+    for path in removed:
+        print(("would remove " if args.dry_run else "removed ") + str(path))
+    verb = "would free" if args.dry_run else "freed"
+    print(f"{len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'}, {verb} {freed / 1e6:.1f} MB")
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace", default="mate-runs")
     p.add_argument("--name", help="sweep name (default: the space's name)")
@@ -105,6 +116,10 @@ def add_parsers(sub) -> None:
     from mate.sweep.mlflow_report import add_parser as _add_report
 
     _add_report(sub)
+    p = sub.add_parser("clean", help="remove workspace caches that no run references (rebuilt on demand)")
+    p.add_argument("--workspace", default="mate-runs")
+    p.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
+    p.set_defaults(func=_cmd_clean)
     p = sub.add_parser("ui", help="the MLflow UI over the workspace's runs (and how to open optuna-dashboard)")
     p.add_argument("--workspace", default="mate-runs")
     p.add_argument("--port", type=int, default=5000, help="MLflow UI port")
