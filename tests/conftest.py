@@ -49,3 +49,15 @@ def trial_ws(tmp_path_factory) -> Path:
     """One workspace for the trial tests (pipeline, `mate train`): the tiny corpus's pack, evaluators, segmentation
     and alignment are built once and reused, as a sweep's trials reuse them."""
     return tmp_path_factory.mktemp("trial_ws")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for the module's tests: their tensors are small, one thread is as fast, and OpenMP threads
+    waiting for each other stall (up to 10x) when the two shared cores are busy. Restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -6,19 +6,12 @@ from __future__ import annotations
 import shutil
 
 import pytest
-import torch
 
 from mate.cli import main
 from mate.config import resolve
 from mate.pipeline import load_run, run_trial
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_clean_keeps_what_runs_reference(tiny_corpus, tmp_path, capsys):

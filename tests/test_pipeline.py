@@ -7,18 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from mate.config import resolve
 from mate.pipeline import EvaluatorMismatch, align_key, load_run, run_trial
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,7 @@ from mate.text.encoder import TextEncoder
 TRUTH = ["profile=tiny", "segment.backend=truth"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small tensors: one thread is as fast, and does not stall when the two shared cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

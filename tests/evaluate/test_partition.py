@@ -184,16 +184,7 @@ def test_short_clip_relaxes_min_len_and_too_short_raises():
         partition_dataset([f[:2]], [e], min_len=1)
 
 
-@pytest.fixture
-def one_thread():
-    """Time the algorithm, not thread contention on a shared machine (a trial sets its own CPU share)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_partition_dataset_is_fast(one_thread):
+def test_partition_dataset_is_fast(one_thread):  # times the algorithm, not thread contention
     # 2,000 clips of <= 50 tokens, <= 3 sub-texts: ~0.5 s (plain) and ~2 s (linear head) on one idle core; the
     # bounds leave room for a loaded machine
     rng = np.random.default_rng(7)

@@ -14,14 +14,9 @@ def tiny_config(**over):
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy machine OpenMP threads waiting for each other cost 10x."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
+    """Every generator test module runs on one thread (tests/conftest.py says why)."""
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
