@@ -18,9 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from mate.evaluate.bootstrap import t_interval
+from mate.evaluate.bootstrap import interval_text
 
 ARMS = {"mate": [], "control": ["align.train_rows=false"]}
 ATTRS = ("turn", "direction", "speed", "limb")
@@ -41,22 +39,13 @@ def run_one(workspace: Path, out: Path, arm: str, seed: int, overrides: list[str
     return json.loads((folder / "metrics.json").read_text())
 
 
-def cell(values: list[float]) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    mean, half = t_interval(values)
-    return f"{mean:.3f} ± {half:.3f}"
-
-
 def table(results: dict[str, list[dict]], prefix: str) -> str:
     arms = list(results)
     lines = ["| metric | base | " + " | ".join(arms) + " |", "|---" * (len(arms) + 2) + "|"]
     for name in ROWS:
         key = prefix + name
         base = [r[key + "_base"] for r in next(iter(results.values())) if key + "_base" in r]
-        cells = [cell([r[key] for r in results[a] if key in r and np.isfinite(r[key])]) for a in arms]
+        cells = [interval_text([r.get(key) for r in results[a]]) for a in arms]
         if all(c == "-" for c in cells):
             continue
         lines.append(f"| {key} | {base[0]:.3f} | " if base else f"| {key} | | ")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mate.evaluate.bootstrap import t_interval
+from mate.evaluate.bootstrap import interval_text
 
 ARMS = {"baseline": ["align.enabled=false"], "mate": [],
         "baseline-tokens": ["align.enabled=false", "gen.cond=tokens"], "mate-tokens": ["gen.cond=tokens"]}
@@ -85,22 +85,12 @@ def reference_rows(args) -> dict[str, list[dict]]:
     return rows
 
 
-def cell(values: list[float]) -> str:
-    values = [v for v in values if v is not None and np.isfinite(v)]
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    mean, half = t_interval(values)
-    return f"{mean:.3f} ± {half:.3f}"
-
-
 def table(rows: dict[str, list[dict]]) -> str:
     names = list(rows)
     lines = ["| metric | " + " | ".join(f"{n} (n={len(rows[n])})" for n in names) + " |",
              "|---" * (len(names) + 1) + "|"]
     for k in METRICS:
-        cells = [cell([r.get(k, float("nan")) for r in rows[n]]) for n in names]
+        cells = [interval_text([r.get(k) for r in rows[n]]) for n in names]
         if any(c != "-" for c in cells):
             lines.append(f"| {k} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

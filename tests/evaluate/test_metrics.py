@@ -12,6 +12,7 @@ from mate.evaluate.bootstrap import (
     bootstrap,
     bootstrap_se95,
     ci95,
+    interval_text,
     mean_ci,
     t_interval,
     t_quantile_975,
@@ -234,6 +235,12 @@ def test_t_interval_three_seeds():
     assert mean == 2.0
     assert half == pytest.approx(4.303 * 1.0 / math.sqrt(3), rel=1e-3)
     assert math.isnan(t_interval([1.0])[1])
+
+
+def test_interval_text_is_the_seed_table_cell():
+    assert interval_text([1.0, 2.0, 3.0]) == "2.000 ± 2.484"  # t_{0.975,2} = 4.303
+    assert interval_text([1.0, float("nan"), None, 3.0]) == "2.000 ± 12.706"  # missing seeds left out
+    assert interval_text([0.5]) == "0.500" and interval_text([None, float("nan")]) == "-" and interval_text([]) == "-"
 
 
 # -------------------------------------------------------------------------------------------- repeated evaluation

@@ -115,6 +115,18 @@ def t_interval(values) -> tuple[float, float]:
     return mean, half
 
 
+def interval_text(values, digits: int = 3) -> str:
+    """A table cell over seeds: "mean ± half-width" (`t_interval`), the value alone for one seed, "-" for none.
+    None, NaN and other non-numbers are left out (a seed that did not report the metric)."""
+    kept = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    if not kept:
+        return "-"
+    if len(kept) == 1:
+        return f"{kept[0]:.{digits}f}"
+    mean, half = t_interval(kept)
+    return f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
 def bootstrap(stat_fn: Callable[[np.ndarray], object], n: int, repeats: int, seed: int = 0) -> np.ndarray:
     """The statistic on `repeats` bootstrap resamples of n items: ``stat_fn(indices)`` for indices drawn uniformly
     with replacement (length n each). Returns an array with one row per repetition (scalars give shape (repeats,)).

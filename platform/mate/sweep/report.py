@@ -65,7 +65,7 @@ def table(rows: list[dict], metric: str, varied: list[str]) -> str:
 
 def ablation(rows: list[dict], space) -> str:
     """Grids: per point (seeds pooled), mean ± t-interval of the objective and the test figures."""
-    from mate.evaluate.bootstrap import t_interval
+    from mate.evaluate.bootstrap import interval_text
 
     groups: dict[str, list[dict]] = {}
     for r in rows:
@@ -74,15 +74,8 @@ def ablation(rows: list[dict], space) -> str:
     metrics = [*space.metrics, *SHOWN]
     lines = ["| point | n | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
     for point, rs in groups.items():
-        cells = []
-        for k in metrics:
-            vals = [r["last"].get(k) if k.startswith("val/") else r.get("metrics", {}).get(k) for r in rs]
-            vals = [v for v in vals if isinstance(v, (int, float)) and np.isfinite(v)]
-            if len(vals) >= 2:
-                mean, half = t_interval(vals)
-                cells.append(f"{mean:.3f} ± {half:.3f}")
-            else:
-                cells.append(f"{vals[0]:.3f}" if vals else "-")
+        cells = [interval_text([r["last"].get(k) if k.startswith("val/") else r.get("metrics", {}).get(k)
+                                for r in rs]) for k in metrics]
         label = ", ".join(f"{k}={v}" for k, v in json.loads(point).items()) or "(base)"
         lines.append(f"| {label} | {len(rs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
