@@ -26,7 +26,8 @@ def render_previews(folder: str | Path, workspace: str | Path | None = None, *, 
     """GIFs in `<folder>/previews`: `prompts` generated-vs-real pairs, `pairs` minimal pairs. Matplotlib's 3D
     drawing costs ~0.05 s a frame and panel, hence at most `max_frames` frames (every other row of a long clip)."""
     from mate.data.render import render_panels
-    from mate.evaluate.generated import fixed_items, minimal_pairs
+    from mate.evaluate.generated import fixed_items
+    from mate.evaluate.truth import load_pairs
     from mate.pipeline import load_run
 
     run = load_run(folder, workspace)
@@ -39,7 +40,7 @@ def render_previews(folder: str | Path, workspace: str | Path | None = None, *, 
         written.append(render_panels([g[0], real], out / f"prompt{k}.gif",
                                      titles=[f"generated: {it['text']}", f"real ({it['id']})"],
                                      max_frames=max_frames))
-    for p in pick_pairs(minimal_pairs(run.pack.source, "val"), pairs):
+    for p in pick_pairs(load_pairs(run.pack.source, "val"), pairs):
         (a,), (b,) = (run.sample([p[key]], [p["length"]], seed=seed)[0] for key in ("text_a", "text_b"))  # same noise
         written.append(render_panels([a, b], out / f"pair-{p['attribute']}.gif",
                                      titles=[p["text_a"], p["text_b"]], max_frames=max_frames))

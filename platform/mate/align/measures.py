@@ -10,22 +10,12 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 ATTRIBUTES = ("turn", "direction", "speed", "limb")
-
-
-def load_pairs(data_dir: str | Path, split: str | None = None) -> list[dict]:
-    path = Path(data_dir) / "prompts" / "minimal_pairs.jsonl"
-    if not path.is_file():
-        return []
-    pairs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [p for p in pairs if split is None or p["split"] == split]
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from mate.errors import UserError
+from mate.evaluate.truth import load_pairs
 
 from . import items as I
 from . import measures
@@ -107,7 +108,7 @@ def run_align(cfg, data_dir, workspace, out, *, report: Callable | None = None, 
     if vocab_size != "all" and not vocab_size.isdigit():
         raise UserError(f"align.prototype_vocab must be 'all' or a positive number, got {vocab_size!r}")
     vocab = I.prototype_vocab(train, vocab_size if vocab_size == "all" else int(vocab_size))
-    base_pairs = {split: measures.load_pairs(data_dir, split) for split in ("val", "test")}
+    base_pairs = {split: load_pairs(data_dir, split) for split in ("val", "test")}
     before = {s: measures.pair_cosines(encoder, p) for s, p in base_pairs.items()}
     if cfg["align.enabled"]:
         encoder.set_trainable_rows(encoder.token_ids(train.texts))

@@ -8,9 +8,7 @@ would save with `mate sample`, in the dataset's units. Nothing here knows which 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +17,7 @@ from mate.errors import UserError
 
 from . import probes
 from .metrics import evaluate_embeddings
+from .truth import load_pairs
 
 MIN_ITEMS = 32  # R-Precision ranks among 32
 
@@ -33,14 +32,6 @@ def fixed_items(pack, split: str, n: int = 0, seed: int = 0) -> list[dict]:
     if 0 < n < len(ds):
         keep = np.sort(np.random.default_rng([seed, 104_729]).permutation(len(ds))[: max(n, MIN_ITEMS)])
     return [ds[int(i)] for i in keep]
-
-
-def minimal_pairs(data_dir: str | Path, split: str) -> list[dict]:
-    path = Path(data_dir) / "prompts" / "minimal_pairs.jsonl"
-    if not path.is_file():
-        return []
-    return [p for p in (json.loads(line) for line in path.read_text().splitlines() if line.strip())
-            if p["split"] == split]
 
 
 def sample_in_chunks(sample, texts: Sequence[str], lengths: Sequence[int], seed: int, batch: int) -> list[np.ndarray]:
@@ -90,7 +81,7 @@ def score_sampler(sample, pack, evaluator, split: str, *, items: int = 0, pairs:
     metrics = evaluate_embeddings(text[:n], real[:n], gen[:n], repeats=repeats, seed=seed)
     metrics.update(probes.plausibility(raw))
     metrics.update(_probe_accuracy(chosen, raw, notes))
-    found = minimal_pairs(pack.source, split)
+    found = load_pairs(pack.source, split)
     if found:
         metrics.update(probes.word_pair_accuracy(found, sample, seed, n=pairs or None, batch_size=batch))
     prefix = "val/" if split.startswith("val") else ""

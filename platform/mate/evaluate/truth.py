@@ -1,5 +1,6 @@
-"""Measures that need the synthetic corpus's ground truth (`annotations.jsonl`): the R-Precision ceiling of a
-template corpus, and how well a retrieval model partitions motions into the annotated segments."""
+"""Measures that need the synthetic corpus's ground truth (`annotations.jsonl`, `prompts/minimal_pairs.jsonl`): the
+R-Precision ceiling of a template corpus, how well a retrieval model partitions motions into the annotated segments,
+and the readers of both files."""
 
 from __future__ import annotations
 
@@ -18,6 +19,15 @@ def load_annotations(data_dir: str | Path) -> dict[str, dict] | None:
     if not path.is_file():
         return None
     return {a["id"]: a for a in map(json.loads, path.read_text().splitlines())}
+
+
+def load_pairs(data_dir: str | Path, split: str | None = None) -> list[dict]:
+    """The corpus's minimal pairs (of one split, or all); [] for a dataset without them (real data)."""
+    path = Path(data_dir) / "prompts" / "minimal_pairs.jsonl"
+    if not path.is_file():
+        return []
+    pairs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [p for p in pairs if split is None or p["split"] == split]
 
 
 def caption_meaning(caption: dict) -> tuple:
