@@ -97,6 +97,7 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     from mate.data.source import resolve_dataset
     from mate.evaluate.generated import score_sampler
     from mate.evaluate.retrieval import train_or_load
+    from mate.evaluate.retrieval.train import all_captions
     from mate.evaluate.truth import load_annotations
     from mate.generate.base import make_generator
     from mate.generate.text import EncoderFeatures
@@ -130,7 +131,7 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     rows_dir = align_stage(t, data_dir, pack, base)
     t.metrics["cost/align_seconds"] = time.perf_counter() - t0
     encoder = AlignedRows.load(rows_dir).apply_to(base) if rows_dir else base
-    text = EncoderFeatures(encoder, frozen_features(encoder, _all_captions(pack), workspace, progress=progress))
+    text = EncoderFeatures(encoder, frozen_features(encoder, all_captions(pack), workspace, progress=progress))
 
     # 4. the generator, with the val objectives after each epoch (the align metrics ride on the first report)
     t0 = time.perf_counter()
@@ -186,10 +187,6 @@ def _append_history(path: Path, metrics: dict) -> None:
     lines = path.read_text().splitlines() if path.is_file() else []
     kept = [x for x in lines if x.strip() and json.loads(x).get("gen/epoch", 0) < epoch]
     path.write_text("".join(x + "\n" for x in kept) + json.dumps(metrics) + "\n")
-
-
-def _all_captions(pack) -> list[str]:
-    return [c.text for cid in range(len(pack)) for c in pack.captions(cid)]
 
 
 @dataclass

@@ -82,6 +82,7 @@ def test_pack_contents_match_the_files(ds, tmp_path, hml_caption_file):
     np.testing.assert_array_equal(pack.mean, np.load(ds / "Mean.npy"))
     np.testing.assert_array_equal(pack.std, np.load(ds / "Std.npy"))
     assert [c.text for c in pack.captions("000003")[:4]] == [c.text for c in read_captions(hml_caption_file)]
+    assert pack.caption_texts() == [c.text for cid in pack.ids for c in read_captions(ds / "texts" / f"{cid}.txt")]
     # the timed caption 0.5-3.0 s covers rows [10, 60) at 20 fps; whole-clip captions cover the clip
     k = pack.cap_ptr[3]
     assert pack.cap_rows[k + 4].tolist() == [10, 60] and pack.cap_rows[k].tolist() == [0, pack.lengths[3]]

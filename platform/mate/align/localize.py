@@ -250,7 +250,7 @@ def localize(pack, encoder, cfg, workspace, splits: Iterable[str] | None = None,
             evaluator = train_or_load(pack, encoder, cfg, workspace, seed=seed, progress=progress)
             if evaluator.sha != key_parts["evaluator"]:
                 raise UserError(f"{evaluator.path}: partition evaluator changed while localizing; run again")
-        texts = [pack.caption(k).text for k in range(int(pack.cap_ptr[-1]))]
+        texts = pack.caption_texts()
         run = segment_captions(texts, cfg, workspace, data_dir, progress=progress)
         meta = dict(key_parts, key=key, segment_fallbacks=dict(run.tally.fallbacks),
                     evaluator_path=str(evaluator.path) if evaluator is not None else None)

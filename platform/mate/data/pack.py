@@ -199,6 +199,10 @@ class Pack:
         line = self._blob[self._text_ptr[k]:self._text_ptr[k + 1]].decode()
         return parse_line(line, self._index_path)
 
+    def caption_texts(self) -> list[str]:
+        """The text of every caption, in global caption order (duplicates kept: index k is caption k)."""
+        return [self.caption(k).text for k in range(int(self.cap_ptr[-1]))]
+
     def captions(self, clip: str | int) -> list[Caption]:
         i = self.index(clip)
         return [self.caption(k) for k in range(self.cap_ptr[i], self.cap_ptr[i + 1])]

@@ -21,7 +21,7 @@ def prepare(space, workspace: str | Path, data: str | None = None, *, progress: 
     from mate.data.pack import open_pack
     from mate.data.source import resolve_dataset
     from mate.evaluate.retrieval import train_or_load
-    from mate.evaluate.retrieval.train import partition_seed
+    from mate.evaluate.retrieval.train import all_captions, partition_seed
     from mate.text.cached import frozen_features
     from mate.text.encoder import TextEncoder
 
@@ -45,7 +45,6 @@ def prepare(space, workspace: str | Path, data: str | None = None, *, progress: 
             log(f"prepare: partition model and localization ({backend} segmentation)")
             cfg = resolve({**base.to_dict(), **pinned, "segment.backend": backend})
             localize(pack, encoder, cfg, workspace, splits=("train", "val", "test"), progress=progress)
-    captions = [c.text for cid in range(len(pack)) for c in pack.captions(cid)]
-    frozen_features(encoder, captions, workspace, progress=progress)
+    frozen_features(encoder, all_captions(pack), workspace, progress=progress)
     log(f"prepare: done in {time.perf_counter() - start:.0f} s")
     return pinned

@@ -59,7 +59,7 @@ def _norm_hash(pack) -> str:
 
 
 def all_captions(pack) -> list[str]:
-    return list(dict.fromkeys(pack.caption(k).text for k in range(int(pack.cap_ptr[-1]))))
+    return list(dict.fromkeys(pack.caption_texts()))
 
 
 @torch.no_grad()
