@@ -14,18 +14,10 @@ from typing import Any
 
 from ray import tune
 
+from mate.sweep.trainable import trial_params
+
 ARTIFACT_FILES = ("metrics.json", "run.json", "history.jsonl", "aligned_rows.safetensors")
 ARTIFACT_DIRS = ("plots", "previews")
-
-
-def _flat(config: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in config.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}." if k != "trial" else prefix))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 class MlflowSweepCallback(tune.Callback):
@@ -45,7 +37,7 @@ class MlflowSweepCallback(tune.Callback):
 
     def params(self, trial) -> dict[str, Any]:
         """The trial's whole resolved config (what `mate train --config` would need), else what Tune sampled."""
-        sampled = _flat(dict(trial.config))
+        sampled = trial_params(trial.config)
         if self.space is None:
             return {**self.pinned, **sampled}
         return self.space.trial_config(sampled, extra=self.pinned).to_dict()

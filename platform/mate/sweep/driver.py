@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mate.errors import UserError
 
 FINISHED = ".finished"
 
@@ -31,7 +30,6 @@ class SweepOptions:
     gpus_per_trial: float | None = None
     retry_failed: bool = False
     tracking_uri: str | None = None
-    storage: str | None = None
     progress: bool = True
 
 
@@ -213,10 +211,3 @@ def _new_tuner(space, name, opts, trainable, storage, stopped, run_dir, run_conf
         log(f"sweep: {space.num_trials} grid trial(s)")
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
                       run_config=tune.RunConfig(name=run_dir.name, **run_config))
-
-
-def ensure_found(path: str | Path) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{p}: no such search-space file (the shipped ones are in search_spaces/)")
-    return p

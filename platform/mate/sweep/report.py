@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from mate.sweep.trainable import trial_params
+
 SHOWN = ("eval/fid", "eval/r_precision_top3", "probe/word_pair_acc", "probe/word_pair_acc_comp")
 
 
@@ -29,8 +31,7 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for params_file in sorted((sweep_dir / "tune").glob("run-*/*/params.json")):
         trial_dir = params_file.parent
-        params = json.loads(params_file.read_text())
-        params = params.get("trial", params)
+        params = trial_params(json.loads(params_file.read_text()))
         last = _last_result(trial_dir)
         run = trial_dir / "run"
         finished = (run / "metrics.json").is_file()

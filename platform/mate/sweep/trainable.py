@@ -14,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 
+def trial_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The trial's own keys from Tune's config: a search's sampled keys and seed, or a grid point (under `trial`)."""
+    return dict(config["trial"]) if "trial" in config else dict(config)
+
+
 def _cpu_share(cpus: float) -> int:
     return max(1, int(cpus))
 
@@ -28,8 +33,7 @@ def trial_function(config: Mapping[str, Any], *, space, workspace: str, pinned: 
 
     from mate.pipeline import run_trial
 
-    params = dict(config["trial"]) if "trial" in config else dict(config)
-    cfg = space.trial_config(params, extra=pinned)
+    cfg = space.trial_config(trial_params(config), extra=pinned)
     context = tune.get_context()
     out = Path(context.get_trial_dir()) / "run"
     restored = tune.get_checkpoint()
