@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from mate.errors import UserError
-from mate.sweep.mlflow_report import add_parser, better, build_report, varied_params
+from mate.sweep.mlflow_report import add_parser, build_report
+from mate.sweep.report_runs import better, varied_params
 
 SWEEP = "abl-prior"
 OBJECTIVE = "val/probe/word_pair_acc"

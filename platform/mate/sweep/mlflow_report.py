@@ -21,227 +21,50 @@ interval from `_ci95` (DESIGN 4).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as _dt
 import html
 import logging
 import math
-import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from mate.errors import UserError
 
+from .report_plots import (
+    SECOND_CURVE,
+    Curve,
+    ablation_curve,
+    learning_curves,
+    objective_histories,
+    parallel_coordinates,
+)
+from .report_runs import (
+    COST_METRIC,
+    MAX_DOWNLOADS,
+    SEED_KEY,
+    TEST_METRICS,
+    Trial,
+    all_runs,
+    choose_objective,
+    download_tree,
+    find_experiment,
+    flat_config,
+    fmt,
+    open_store,
+    pick_best,
+    quiet_downloads,
+    read_best_yaml,
+    split_parent,
+    to_trial,
+    varied_params,
+)
+
 log = logging.getLogger(__name__)
 
-PARENT_TAG = "mlflow.parentRunId"
-DEFAULT_OBJECTIVE = "val/probe/word_pair_acc"
-SEED_KEY = "seed"
-SECOND_CURVE = "eval/r_precision_top3"
-FALLBACK_OBJECTIVES = ("val/eval/r_precision_top3", "val/probe/word_pair_acc_comp", "val/eval/fid")
-# test figures shown in the table, in this order, when any run has them (`<name>_ci95` gives the ± when logged)
-TEST_METRICS = ("eval/fid", "eval/r_precision_top1", "eval/r_precision_top3", "eval/mm_dist", "eval/diversity",
-                "probe/word_pair_acc", "probe/word_pair_acc_comp", "align/attn_in_span")
-COST_METRIC = "cost/trial_seconds"
-_LOWER_IS_BETTER = ("fid", "mm_dist", "foot_skate", "jitter", "loss", "seconds", "false_neg_rate")
-MAX_SLICES = 6  # more combinations of the other factors than this: a factor's curve pools over them
-MAX_LEARNING_CURVES = 12
-MAX_DOWNLOADS = 60  # best trial's plots/previews files at most
-
-
-# -- the store ---------------------------------------------------------------------------------------------------------
-
-@dataclass
-class Trial:
-    """One child run: what the report needs of it."""
-
-    run_id: str
-    name: str
-    trial_id: str
-    status: str
-    stopped_early: bool
-    error: str
-    start_time: int
-    params: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return self.trial_id or self.name or self.run_id[:8]
-
-    @property
-    def status_text(self) -> str:
-        return f"{self.status} (stopped early)" if self.stopped_early else self.status
-
-    def value(self, metric: str) -> float:
-        v = self.metrics.get(metric)
-        return float(v) if v is not None and math.isfinite(v) else math.nan
-
-
-def _open_store(uri: str, workspace: str | Path | None):
-    from mate.tracking import Tracker, sqlite_path
-
-    db = sqlite_path(uri)
-    if db is not None and not db.is_file():
-        raise UserError(f"no MLflow store at {db} (tracking URI {uri}): run a sweep first, or pass --tracking-uri "
-                        f"or --workspace for the store that holds it")
-    return Tracker(uri, workspace)
-
-
-def _experiment(client, name: str, uri: str):
-    found = client.get_experiment_by_name(name)
-    if found is None or found.lifecycle_stage == "deleted":
-        names = sorted(e.name for e in client.search_experiments(max_results=1000) if e.name != "Default")
-        there = ", ".join(names) if names else "none"
-        what = "is deleted" if found is not None else "does not exist"
-        raise UserError(f"MLflow experiment {name!r} {what} in {uri}; experiments there (one per sweep): {there}")
-    return found
-
-
-def _all_runs(client, experiment_id: str) -> list:
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], max_results=1000, page_token=token,
-                                  order_by=["attributes.start_time ASC", "attributes.run_id ASC"])
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
-def _split(runs: list, experiment: str) -> tuple[Any, list]:
-    """The sweep's parent run (None when there is none) and its child runs."""
-    parents = [r for r in runs if r.data.tags.get("mate.role") == "parent"]
-    named = [r for r in parents if r.data.tags.get("sweep") == experiment]
-    parent = (named or parents or [None])[0]
-    if parent is not None:
-        ids = {p.info.run_id for p in parents}
-        children = [r for r in runs if r.data.tags.get(PARENT_TAG) in ids and r.info.run_id not in ids]
-    else:
-        children = [r for r in runs if "trial_id" in r.data.tags and r.data.tags.get("mate.role") != "parent"]
-    return parent, children
-
-
-def _trial(run) -> Trial:
-    tags = run.data.tags
-    return Trial(run_id=run.info.run_id, name=run.info.run_name or "", trial_id=tags.get("trial_id", ""),
-                 status=run.info.status, stopped_early=tags.get("mate.stopped_early", "").lower() == "true",
-                 error=tags.get("mate.error", ""), start_time=int(run.info.start_time or 0),
-                 params=dict(run.data.params), metrics={k: float(v) for k, v in run.data.metrics.items()})
-
-
-@contextlib.contextmanager
-def _quiet_downloads():
-    """No tqdm bar per downloaded artifact (MLflow's default) while the report downloads a few small files."""
-    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    old = os.environ.get(name)
-    os.environ[name] = "false"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
-
-
-def _store_errors() -> tuple[type[BaseException], ...]:
-    """What reading one artifact or metric history may raise without the report giving up (it shows less)."""
-    from mlflow.exceptions import MlflowException
-
-    return MlflowException, OSError
-
-
-def _artifact_names(client, run_id: str, path: str | None = None) -> list:
-    try:
-        return list(client.list_artifacts(run_id, path))
-    except _store_errors() as exc:  # an unreachable artifact store: nothing to show
-        log.warning("run %s: cannot list artifacts under %s: %s", run_id, path or "/", exc)
-        return []
-
-
-def _best_yaml(client, parent_id: str, tmp: Path) -> dict[str, Any] | None:
-    import yaml
-
-    if not any(f.path == "best.yaml" for f in _artifact_names(client, parent_id)):
-        return None
-    try:
-        path = client.download_artifacts(parent_id, "best.yaml", str(tmp))
-        doc = yaml.safe_load(Path(path).read_text())
-    except (*_store_errors(), yaml.YAMLError) as exc:
-        log.warning("parent run %s: unreadable best.yaml (%s): using the default objective", parent_id, exc)
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def _download_tree(client, run_id: str, folder: str, dst: Path, suffixes: tuple[str, ...], limit: int) -> list[Path]:
-    """The run's artifact files under `folder` (recursively) that end with `suffixes`, downloaded into `dst`."""
-    out: list[Path] = []
-    todo = [folder]
-    while todo and len(out) < limit:
-        for info in sorted(_artifact_names(client, run_id, todo.pop(0)), key=lambda f: f.path):
-            if info.is_dir:
-                todo.append(info.path)
-            elif info.path.lower().endswith(suffixes) and len(out) < limit:
-                target = dst / info.path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    got = Path(client.download_artifacts(run_id, info.path, str(target.parent)))
-                except _store_errors() as exc:
-                    log.warning("run %s: cannot download %s: %s", run_id, info.path, exc)
-                    continue
-                out.append(got)
-    return out
-
-
-# -- what varies, what is better ---------------------------------------------------------------------------------------
-
-def better(metric: str) -> str:
-    """"min" for figures where lower is better (FID, MM distance, jitter, losses, seconds), "max" otherwise."""
-    leaf = metric.rsplit("/", 1)[-1]
-    return "min" if any(leaf == k or leaf.endswith(k) for k in _LOWER_IS_BETTER) else "max"
-
-
-def varied_params(trials: Sequence[Trial]) -> list[str]:
-    """The param keys whose value differs between the runs that logged params (a key some lack counts as varied)."""
-    logged = [t for t in trials if t.params]
-    keys = sorted({k for t in logged for k in t.params})
-    return [k for k in keys if len({t.params.get(k) for t in logged}) > 1]
-
-
-def _number(text: str | None) -> float | None:
-    if text is None or text.strip().lower() in ("true", "false", "none", ""):
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def is_numeric(values: Iterable[str | None]) -> bool:
-    values = list(values)
-    return bool(values) and all(_number(v) is not None and math.isfinite(_number(v)) for v in values)
-
-
-def _sort_key(numeric: bool):
-    return (lambda v: _number(v)) if numeric else (lambda v: (v is None, str(v)))
-
-
-def _log_scale(values: Sequence[float]) -> bool:
-    return len(values) > 2 and min(values) > 0 and max(values) / min(values) >= 10
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.4g}"
-    return str(v)
 
 
 def _with_ci(trial: Trial, metric: str) -> str:
@@ -268,10 +91,10 @@ def trial_table(trials: Sequence[Trial], columns: Sequence[str], objective: str,
     rows = []
     for t in trials:
         mark = " ★" if best is not None and t.run_id == best.run_id else ""
-        row = [t.label + mark, t.status_text, *[t.params.get(k, "") for k in columns], _fmt(t.value(objective)),
+        row = [t.label + mark, t.status_text, *[t.params.get(k, "") for k in columns], fmt(t.value(objective)),
                *[_with_ci(t, m) for m in tests]]
         if cost:
-            row.append(_fmt(round(t.value(COST_METRIC), 1)) if COST_METRIC in t.metrics else "")
+            row.append(fmt(round(t.value(COST_METRIC), 1)) if COST_METRIC in t.metrics else "")
         if errors:
             row.append(t.error.splitlines()[0][:300] if t.error else "")
         rows.append(row)
@@ -299,280 +122,6 @@ def _html_table(head: Sequence[str], rows: Sequence[Sequence[str]], row_class: S
         out.append(f"<tr{cls}>{tds}</tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
-
-
-# -- the pictures ------------------------------------------------------------------------------------------------------
-
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
-
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
-
-
-@dataclass
-class Curve:
-    """One factor's ablation: per slice (a combination of the other factors), per value: mean, half-width, n."""
-
-    factor: str
-    numeric: bool
-    pooled: bool
-    path: Path
-    table: list[tuple[str, str, str, str, int]]  # slice, value, metric, "mean ± half", n
-
-
-def _group_stats(values: list[float]) -> tuple[float, float, int]:
-    from mate.evaluate.bootstrap import t_interval
-
-    mean, half = t_interval(values)
-    return mean, half, len(values)
-
-
-def ablation_curve(trials: Sequence[Trial], factor: str, others: Sequence[str], metrics: Sequence[str],
-                   path: Path) -> Curve | None:
-    """Objective (and the second metric) against `factor`, one line per slice of the other factors (or pooled over
-    them), mean over seeds with a t-based 95% band; a categorical factor as points with error bars."""
-    usable = [t for t in trials if factor in t.params and not math.isnan(t.value(metrics[0]))]
-    if not usable:
-        return None
-    levels = sorted({t.params[factor] for t in usable}, key=_sort_key(is_numeric(t.params[factor] for t in usable)))
-    numeric = is_numeric(levels)
-    slices: dict[tuple, list[Trial]] = {}
-    for t in usable:
-        slices.setdefault(tuple(t.params.get(k) for k in others), []).append(t)
-    spanning = {k: v for k, v in slices.items() if len({t.params[factor] for t in v}) > 1}
-    pooled = not spanning or len(spanning) > MAX_SLICES
-    groups = {(): usable} if pooled else spanning
-    fig = _figure(max(6.0, 5.2 * len(metrics)), 4.0)
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    table: list[tuple[str, str, str, str, int]] = []
-    xs_all = [_number(v) for v in levels] if numeric else list(range(len(levels)))
-    width = 0.5 / max(1, len(groups))
-    for ax, metric in zip(axes, metrics):
-        for gi, (key, members) in enumerate(sorted(groups.items(), key=lambda kv: str(kv[0]))):
-            name = ", ".join(f"{k}={v}" for k, v in zip(others, key)) if key else ("all runs" if pooled else "")
-            xs, means, halves, ns = [], [], [], []
-            for li, level in enumerate(levels):
-                vals = [t.value(metric) for t in members if t.params[factor] == level]
-                vals = [v for v in vals if not math.isnan(v)]
-                if not vals:
-                    continue
-                mean, half, n = _group_stats(vals)
-                x = xs_all[li] if numeric else li + (gi - (len(groups) - 1) / 2) * width
-                for store, item in ((xs, x), (means, mean), (halves, half), (ns, n)):
-                    store.append(item)
-                table.append((name, level, metric, f"{mean:.4g} ± {half:.2g}" if n > 1 else f"{mean:.4g}", n))
-            if not xs:
-                continue
-            replicated = any(n > 1 for n in ns)
-            if numeric:
-                line = ax.plot(xs, means, "o-" if replicated else "o", label=name, markersize=5)[0]
-                lo = [m - h if not math.isnan(h) else m for m, h in zip(means, halves)]
-                hi = [m + h if not math.isnan(h) else m for m, h in zip(means, halves)]
-                if replicated:
-                    ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-            else:
-                err = [h if not math.isnan(h) else 0.0 for h in halves]
-                ax.errorbar(xs, means, yerr=err if replicated else None, fmt="o", capsize=4, label=name)
-            # the single runs behind the means, faintly
-            raw_x, raw_y = [], []
-            for t in members:
-                v = t.value(metric)
-                if math.isnan(v):
-                    continue
-                li = levels.index(t.params[factor])
-                raw_x.append(xs_all[li] if numeric else li + (gi - (len(groups) - 1) / 2) * width)
-                raw_y.append(v)
-            if replicated:
-                ax.scatter(raw_x, raw_y, s=9, color="grey", alpha=0.5, zorder=0)
-        if numeric:
-            if _log_scale([x for x in xs_all if x is not None]):
-                ax.set_xscale("log")
-        else:
-            ax.set_xticks(range(len(levels)), [str(v) for v in levels], rotation=30 if len(levels) > 4 else 0)
-            ax.set_xlim(-0.5, len(levels) - 0.5)
-        ax.set_xlabel(factor)
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        if len(groups) > 1:
-            ax.legend(fontsize=7)
-    title = f"{factor}: mean over seeds, t-based 95% band"
-    if pooled and others:
-        title += "\n(pooled over the other factors)"
-    fig.suptitle(title, fontsize=10)
-    fig.savefig(path)
-    return Curve(factor, numeric, pooled and bool(others), path, table)
-
-
-def parallel_coordinates(trials: Sequence[Trial], factors: Sequence[str], objective: str, path: Path) -> int:
-    """Varied params and the objective as normalised vertical axes; one line per run, coloured by the objective.
-    Returns how many runs it drew (runs without the objective are left out)."""
-    import matplotlib
-    import numpy as np
-    from matplotlib import cm, colors
-
-    runs = [t for t in trials if not math.isnan(t.value(objective)) and all(k in t.params for k in factors)]
-    if not runs:
-        return 0
-    axes_names = [*factors, objective]
-    columns, ticks = [], []
-    for name in factors:
-        vals = [t.params.get(name) for t in runs]
-        if is_numeric(vals):
-            nums = np.array([_number(v) for v in vals])
-            log = _log_scale(list(nums))
-            scaled = np.log10(nums) if log else nums
-            lo, hi = float(scaled.min()), float(scaled.max())
-            norm = (scaled - lo) / (hi - lo) if hi > lo else np.full_like(scaled, 0.5)
-            levels = sorted(set(nums))
-            marks = levels if len(levels) <= 8 else [min(levels), max(levels)]
-            pos = [((math.log10(v) if log else v) - lo) / (hi - lo) if hi > lo else 0.5 for v in marks]
-            ticks.append(list(zip(pos, [_fmt(float(v)) for v in marks])))
-        else:
-            levels = sorted({str(v) for v in vals})
-            pos_of = {v: (i / (len(levels) - 1) if len(levels) > 1 else 0.5) for i, v in enumerate(levels)}
-            norm = np.array([pos_of[str(v)] for v in vals])
-            step = max(1, math.ceil(len(levels) / 12))  # label at most ~12 levels
-            ticks.append([(pos_of[v], v[:24]) for v in levels[::step]])
-        columns.append(norm)
-    obj = np.array([t.value(objective) for t in runs])
-    lo, hi = float(obj.min()), float(obj.max())
-    columns.append((obj - lo) / (hi - lo) if hi > lo else np.full_like(obj, 0.5))
-    ticks.append([(0.0, _fmt(lo)), (1.0, _fmt(hi))] if hi > lo else [(0.5, _fmt(lo))])
-    data = np.stack(columns, axis=1)
-    fig = _figure(max(5.0, 1.9 * len(axes_names) + 1.5), 4.2)
-    ax = fig.subplots()
-    cmap = matplotlib.colormaps["viridis"]
-    cnorm = colors.Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1e-12)
-    xs = np.arange(len(axes_names))
-    order = np.argsort(obj if better(objective) == "max" else -obj)  # the best drawn last, on top
-    for i in order:
-        if runs[i].status == "FINISHED":
-            ax.plot(xs, data[i], color=cmap(cnorm(obj[i])), alpha=0.85, linewidth=1.6)
-        else:  # a failed or killed run's objective is from the epoch it reached: not coloured as a result
-            ax.plot(xs, data[i], color="grey", alpha=0.6, linewidth=1.0, linestyle="--")
-    for x, marks in zip(xs, ticks):
-        ax.axvline(x, color="black", linewidth=0.8)
-        for y, text in marks:
-            ax.text(x + 0.03, y, text, fontsize=7, va="center", ha="left",
-                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})
-    ax.set_xticks(xs, axes_names, rotation=15, fontsize=8)
-    ax.set_yticks([])
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_xlim(-0.2, len(axes_names) - 0.6)
-    for side in ("top", "right", "left"):
-        ax.spines[side].set_visible(False)
-    sm = cm.ScalarMappable(norm=cnorm, cmap=cmap)
-    fig.colorbar(sm, ax=ax, label=objective, fraction=0.04)
-    others = sum(t.status != "FINISHED" for t in runs)
-    note = f"; {others} not FINISHED, grey dashed" if others else ""
-    fig.suptitle(f"parallel coordinates ({len(runs)} runs, axes normalised{note})", fontsize=10)
-    fig.savefig(path)
-    return len(runs)
-
-
-def _epoch_axis(ax) -> None:
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-
-def _history(client, run_id: str, key: str) -> list[tuple[int, float]]:
-    try:
-        points = client.get_metric_history(run_id, key)
-    except _store_errors() as exc:
-        log.warning("run %s: cannot read the history of %s: %s", run_id, key, exc)
-        return []
-    last: dict[int, tuple[int, float]] = {}
-    for m in points:  # a resumed trial may log a step twice: keep the latest
-        if m.step not in last or m.timestamp >= last[m.step][0]:
-            last[m.step] = (m.timestamp, m.value)
-    return [(s, v) for s, (_, v) in sorted(last.items()) if math.isfinite(v)]
-
-
-def objective_histories(client, trials: Sequence[Trial], objective: str, best: Trial | None, path: Path) -> bool:
-    """The objective per generator epoch for every trial (stopped-early and failed runs in their own colours)."""
-    fig = _figure(6.5, 4.0)
-    ax = fig.subplots()
-    drawn = False
-    styles = {"ok": ("tab:blue", "finished"), "early": ("tab:orange", "stopped early"),
-              "bad": ("tab:red", "failed/killed")}
-    seen = set()
-    for t in trials:
-        points = _history(client, t.run_id, objective)
-        if not points:
-            continue
-        kind = "bad" if t.status in ("FAILED", "KILLED") else ("early" if t.stopped_early else "ok")
-        color, label = styles[kind]
-        steps, values = zip(*points)
-        is_best = best is not None and t.run_id == best.run_id
-        ax.plot(steps, values, "-" if len(steps) > 1 else "o", color="black" if is_best else color,
-                linewidth=2.4 if is_best else 1.0, alpha=1 if is_best else 0.6,
-                label=f"best ({t.label})" if is_best else (label if kind not in seen else None))
-        seen.add(kind)
-        drawn = True
-    if not drawn:
-        return False
-    ax.set_xlabel("gen/epoch")
-    _epoch_axis(ax)
-    ax.set_ylabel(objective)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.suptitle("objective per generator epoch, every trial", fontsize=10)
-    fig.savefig(path)
-    return True
-
-
-def learning_curves(client, trial: Trial, objective: str, path: Path) -> list[str]:
-    """The best trial's per-epoch val metrics (and gen/loss) as one PNG of small panels; returns the metrics drawn."""
-    keys = sorted(k for k in trial.metrics if k.startswith("val/") and not k.endswith("_ci95"))
-    keys = ([objective] if objective in keys else []) + [k for k in keys if k != objective]
-    if "gen/loss" in trial.metrics:
-        keys.append("gen/loss")
-    series = [(k, _history(client, trial.run_id, k)) for k in keys]
-    curves = [(k, p) for k, p in series if len(p) > 1]  # align metrics ride on the first epoch only: one point
-    series = (curves or [(k, p) for k, p in series if p])[:MAX_LEARNING_CURVES]
-    if not series:
-        return []
-    cols = min(3, len(series))
-    rows = math.ceil(len(series) / cols)
-    fig = _figure(3.6 * cols, 2.6 * rows)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax, (k, points) in zip(axes, series):
-        steps, values = zip(*points)
-        ax.plot(steps, values, "o-", markersize=3, color="black" if k == objective else "tab:blue")
-        ax.set_title(k, fontsize=8)
-        _epoch_axis(ax)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    for ax in axes[len(series):]:
-        ax.set_visible(False)
-    fig.suptitle(f"trial {trial.label}: val metrics per generator epoch", fontsize=10)
-    fig.savefig(path)
-    return [k for k, _ in series]
-
-
-# -- the report --------------------------------------------------------------------------------------------------------
-
-def _pick_best(trials: Sequence[Trial], best_doc: dict | None, objective: str, mode: str) -> tuple[Trial | None, str]:
-    if best_doc and best_doc.get("trial") is not None:
-        tid = str(best_doc["trial"])
-        for t in trials:
-            if t.trial_id == tid:
-                return t, "best.yaml on the parent run"
-    sign = 1 if mode == "max" else -1
-    finished = [t for t in trials if t.status == "FINISHED" and not math.isnan(t.value(objective))]
-    full = [t for t in finished if not t.stopped_early] or finished
-    if not full:
-        return None, ""
-    return max(full, key=lambda t: sign * t.value(objective)), f"the best {objective} ({mode}) among FINISHED runs"
-
-
-def _flat_config(doc: Any) -> dict[str, str]:
-    from mate.tracking import flatten, param_value
-
-    if not isinstance(doc, dict):
-        return {}
-    return {k: param_value(v) for k, v in flatten(doc).items()}
 
 
 _CSS = """
@@ -614,24 +163,12 @@ class _Content:
     best_files: list[str]
 
 
-def _choose_objective(trials: Sequence[Trial], best_doc: dict | None) -> tuple[str, str, str]:
-    """(metric, mode, where it came from): best.yaml's, else the default, else the first val/* metric logged."""
-    if best_doc and best_doc.get("metric"):
-        metric = str(best_doc["metric"])
-        return metric, str(best_doc.get("mode") or better(metric)), "from best.yaml on the parent run"
-    logged = sorted({k for t in trials for k in t.metrics if k.startswith("val/") and not k.endswith("_ci95")})
-    if DEFAULT_OBJECTIVE in logged or not logged:
-        return DEFAULT_OBJECTIVE, better(DEFAULT_OBJECTIVE), "no best.yaml on the parent run: the default objective"
-    metric = next((m for m in FALLBACK_OBJECTIVES if m in logged), logged[0])
-    return metric, better(metric), f"no best.yaml on the parent run and no {DEFAULT_OBJECTIVE} logged"
-
-
 def build_report(uri: str, experiment: str, out: str | Path | None = None, workspace: str | Path | None = None, *,
                  log_to_parent: bool = True, log=print) -> Path:
     """Write `report.md`, `report.html` and their images for sweep `experiment` into `out` (default
     `<workspace>/reports/<experiment>/`), from the MLflow store at `uri` only; log them to the sweep's parent run
     under `report/`. Returns the HTML path. An unknown experiment, or one without trial runs, is a `UserError`."""
-    with _quiet_downloads():
+    with quiet_downloads():
         return _build(uri, experiment, out, workspace, log_to_parent, log)
 
 
@@ -639,11 +176,11 @@ def _build(uri: str, experiment: str, out: str | Path | None, workspace: str | P
            log) -> Path:
     from mate.tracking import _folder_name, sqlite_path
 
-    tracker = _open_store(uri, workspace)
+    tracker = open_store(uri, workspace)
     client = tracker.client
-    exp = _experiment(client, experiment, uri)
-    runs = _all_runs(client, exp.experiment_id)
-    parent, children = _split(runs, experiment)
+    exp = find_experiment(client, experiment, uri)
+    runs = all_runs(client, exp.experiment_id)
+    parent, children = split_parent(runs, experiment)
     if not children:
         names = ", ".join(f"{r.info.run_name or r.info.run_id[:8]} ({r.info.status})" for r in runs[:20])
         more = f", … ({len(runs)} in all)" if len(runs) > 20 else ""
@@ -663,12 +200,12 @@ def _build(uri: str, experiment: str, out: str | Path | None, workspace: str | P
     def rel(path: Path) -> str:
         return path.relative_to(out).as_posix()
 
-    trials = [_trial(r) for r in children]
+    trials = [to_trial(r) for r in children]
 
     with tempfile.TemporaryDirectory() as tmp:
-        best_doc = _best_yaml(client, parent.info.run_id, Path(tmp)) if parent is not None else None
-    objective, mode, source = _choose_objective(trials, best_doc)
-    best, best_why = _pick_best(trials, best_doc, objective, mode)
+        best_doc = read_best_yaml(client, parent.info.run_id, Path(tmp)) if parent is not None else None
+    objective, mode, source = choose_objective(trials, best_doc)
+    best, best_why = pick_best(trials, best_doc, objective, mode)
     varied = varied_params(trials)
     factors = [k for k in varied if k != SEED_KEY]
     columns = ([SEED_KEY] if any(SEED_KEY in t.params for t in trials) else []) + factors
@@ -698,12 +235,12 @@ def _build(uri: str, experiment: str, out: str | Path | None, workspace: str | P
     config: dict[str, str] = {}
     if best is not None:
         if best_doc and best_why.startswith("best.yaml"):
-            config = _flat_config(best_doc.get("config"))
+            config = flat_config(best_doc.get("config"))
         config = config or dict(best.params)
         if learning_curves(client, best, objective, img / "best_learning_curves.png"):
             images["learning"] = rel(img / "best_learning_curves.png")
         for folder, suffixes in (("plots", (".png",)), ("previews", (".gif",))):
-            best_files += _download_tree(client, best.run_id, folder, out / "best", suffixes,
+            best_files += download_tree(client, best.run_id, folder, out / "best", suffixes,
                                          MAX_DOWNLOADS - len(best_files))
 
     counts: dict[str, int] = {}
@@ -778,7 +315,7 @@ def _render_md(c: _Content) -> str:
         md += ["No FINISHED run has the objective: no best trial.", ""]
         return "\n".join(md)
     md += [(f"Trial **{c.best.label}** (run `{c.best.run_id}`, {c.best.status_text}), {c.objective} = "
-            f"{_fmt(c.best.value(c.objective))}; chosen by {c.best_why}."), ""]
+            f"{fmt(c.best.value(c.objective))}; chosen by {c.best_why}."), ""]
     if c.best_command:
         md += [f"Re-run: `{c.best_command}`", ""]
     md += ["Its config, varied keys in **bold**:", "",
@@ -828,7 +365,7 @@ def _render_html(c: _Content) -> str:
         h += ["<p>No FINISHED run has the objective: no best trial.</p>", "</body></html>"]
         return "\n".join(h)
     h.append(f"<p>Trial <b>{e(c.best.label)}</b> (run <code>{e(c.best.run_id)}</code>, {e(c.best.status_text)}), "
-             f"{e(c.objective)} = {_fmt(c.best.value(c.objective))}; chosen by {e(c.best_why)}.</p>")
+             f"{e(c.objective)} = {fmt(c.best.value(c.objective))}; chosen by {e(c.best_why)}.</p>")
     if c.best_command:
         h.append(f"<p>Re-run: <code>{e(c.best_command)}</code></p>")
     cells = "".join(f"<tr><td>{'<mark>' + e(k) + '</mark>' if v else e(k)}</td><td>{e(val)}</td></tr>"
