@@ -130,9 +130,10 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", help="key=value for every run")
     args = ap.parse_args()
     rows = reference_rows(args)
-    for arm in args.arms:
-        seeds = args.seeds[:1] if arm.endswith("tokens") else args.seeds
-        rows[arm] = [run_one(args, arm, s) for s in seeds]
+    for seed in args.seeds:  # seed by seed, so a comparison cut short still has paired arms
+        for arm in args.arms:
+            if seed == args.seeds[0] or not arm.endswith("tokens"):
+                rows.setdefault(arm, []).append(run_one(args, arm, seed))
     curves(args, args.arms)
     text = f"overrides: {' '.join(args.overrides) or '(none)'}; seeds {args.seeds}\n\n{table(rows)}"
     (args.out / "table.md").write_text(text + "\n")
