@@ -5,11 +5,12 @@ with a clear error instead of garbage metrics."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
 from mate.config import resolve
-from mate.pipeline import EvaluatorMismatch, align_key, load_run, run_trial
+from mate.pipeline import EvaluatorMismatch, align_key, load_run, read_history, run_trial
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -54,6 +55,27 @@ def test_a_trial_reports_every_epoch_with_its_checkpoint_and_writes_its_artifact
     assert (out / "generator.pt").is_file() and (out / "aligned_rows.safetensors").is_file()
     lines = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
     assert [x["gen/epoch"] for x in lines] == [m["gen/epoch"] for m, _ in reports]
+
+
+def test_a_kill_between_the_checkpoint_and_its_val_scoring_loses_no_epoch(first, tiny_corpus, ws):
+    """The last epoch's checkpoint was written, then the process died before scoring it: no history line, no
+    metrics.json. Resuming scores that epoch again and finishes with the same figures as the uninterrupted run."""
+    metrics, reports, _, out = first
+    cut = ws / "runs" / "cut-after-checkpoint"
+    shutil.copytree(out, cut)
+    (cut / "metrics.json").unlink()
+    lines = (cut / "history.jsonl").read_text().splitlines()
+    (cut / "history.jsonl").write_text("".join(x + "\n" for x in lines[:-1]))
+    again = []
+    resumed = run_trial(cfg(tiny_corpus), lambda m, c=None: again.append(dict(m)), resume_dir=cut / "checkpoint",
+                        workspace=ws, out=cut)
+    history = read_history(cut)
+    assert [x["gen/epoch"] for x in history] == [m["gen/epoch"] for m, _ in reports]
+    last = reports[-1][0]
+    for k in ("val/eval/r_precision_top3", "val/eval/fid", "val/probe/word_pair_acc"):
+        assert history[-1][k] == pytest.approx(last[k], abs=1e-6), k
+        assert again[-1][k] == pytest.approx(last[k], abs=1e-6), k
+    assert resumed["eval/fid"] == pytest.approx(metrics["eval/fid"], rel=1e-5)
 
 
 def test_a_generator_only_change_reuses_the_alignment(first, tiny_corpus, ws):

@@ -161,23 +161,40 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
                       data_dir=str(data_dir), workspace=str(workspace), **t.info)
         metrics.update(t.metrics)
 
-    def on_epoch(epoch: int, metrics: dict) -> None:
+    def score_val(epoch: int, metrics: dict) -> None:
         metrics.update(score_sampler(_sampler(gen, pack, cfg["eval.sampler_steps"]), pack, evaluator, "val",
                                      items=cfg["eval.val_items"], pairs=cfg["eval.val_items"], repeats=1,
                                      seed=eval_seed, notes=notes))
         if epoch == 1:
             metrics.update({k: v for k, v in t.metrics.items() if k not in metrics})  # the align stage's figures
         _append_history(out / HISTORY, metrics)
+
+    def on_epoch(epoch: int, metrics: dict) -> None:
+        score_val(epoch, metrics)
         if epoch >= cfg["gen.epochs"] or metrics.get("gen/stopped_early"):
             finish(metrics)
         report(dict(metrics), ckpt)
 
-    history = gen.fit(train, text, on_epoch, checkpoint_dir=ckpt, resume_dir=resume_dir, progress=progress)
+    def on_resume(epoch: int, metrics: dict) -> None:
+        """A kill between an epoch's checkpoint and its val scoring lost that epoch's line: score it again from the
+        checkpoint (deterministic), so the learning curve and a finish right after the last epoch have it."""
+        if epoch not in {m["gen/epoch"] for m in read_history(out)}:
+            score_val(epoch, metrics)
+
+    history = gen.fit(train, text, on_epoch, checkpoint_dir=ckpt, resume_dir=resume_dir, progress=progress,
+                      on_resume=on_resume)
     if not (out / "metrics.json").is_file():  # resumed after the last epoch's checkpoint: nothing left to train
-        last = dict(history[-1]) if history else {}
+        lines = read_history(out)
+        last = dict(lines[-1]) if lines else dict(history[-1]) if history else {}
         finish(last)
         report(last, ckpt)
     return t.metrics
+
+
+def read_history(folder: str | Path) -> list[dict]:
+    """The per-epoch metrics a run folder holds (`history.jsonl`), oldest first; empty before the first epoch."""
+    path = Path(folder) / HISTORY
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
 
 
 def _append_history(path: Path, metrics: dict) -> None:

@@ -33,10 +33,12 @@ class Generator(abc.ABC):
     @abc.abstractmethod
     def fit(self, data: MotionDataset, text: TextFeatures, on_epoch: OnEpoch | None = None, *,
             checkpoint_dir: str | Path | None = None, resume_dir: str | Path | None = None,
-            progress: bool = False) -> list[dict]:
+            progress: bool = False, on_resume: OnEpoch | None = None) -> list[dict]:
         """Train for `gen.epochs`; returns every epoch's metrics (`gen/loss`, `gen/epoch` counted from 1,
         `cost/gen_epoch_seconds`, ...). Writes `checkpoint_dir/gen.pt` each epoch; `resume_dir` continues from its
-        checkpoint so that a killed and resumed run ends where an uninterrupted one does."""
+        checkpoint so that a killed and resumed run ends where an uninterrupted one does. `on_resume(epoch, metrics)`
+        runs once the checkpoint is loaded, with that epoch's metrics: a caller killed after the checkpoint but
+        before its `on_epoch` finished can redo its part."""
 
     @abc.abstractmethod
     def sample(self, texts: Sequence[str], lengths: int | Sequence[int], n: int = 1, seed: int = 0,

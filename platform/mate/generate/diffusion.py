@@ -108,7 +108,7 @@ class DiffusionGenerator(Generator):
     # -- training -------------------------------------------------------------------------------------------------
     def fit(self, data: MotionDataset, text: TextFeatures, on_epoch: OnEpoch | None = None, *,
             checkpoint_dir: str | Path | None = None, resume_dir: str | Path | None = None,
-            progress: bool = False) -> list[dict]:
+            progress: bool = False, on_resume: OnEpoch | None = None) -> list[dict]:
         """See `Generator.fit`. `on_epoch(epoch, metrics)` gets the 1-based epoch (= `gen/epoch`).
 
         `debug.nan_epoch`/`debug.fail_epoch` count epochs the same way; the injected failure happens only in a run
@@ -129,6 +129,8 @@ class DiffusionGenerator(Generator):
             opt.load_state_dict(state["optimizer"])
             start, history, spent, stopped = state["epoch"], state["history"], state["seconds"], state["stopped_early"]
             resumed = True
+            if on_resume is not None and history:
+                on_resume(start, dict(history[-1]))
         epochs = range(start, 0 if stopped else c["gen.epochs"])
         if progress:
             from tqdm import tqdm
