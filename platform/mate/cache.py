@@ -141,6 +141,27 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
         json.dump(obj, f, indent=2, sort_keys=True)
 
 
+_recorders: list[set[Path]] = []
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[set[Path]]:
+    """Collects every cache entry used inside the block, built or found: what a stage needs, so that exactly that
+    can be shipped to other machines (the prepare stage on a cluster)."""
+    seen: set[Path] = set()
+    _recorders.append(seen)
+    try:
+        yield seen
+    finally:
+        _recorders.remove(seen)
+
+
+def note(path: str | os.PathLike) -> None:
+    """Tell an active `recording()` about an entry read without `get_or_build` (an alias, a peeked folder)."""
+    for seen in _recorders:
+        seen.add(Path(path))
+
+
 def get_or_build(path: str | os.PathLike, build: Callable[[Path], None], exists: Callable[[Path], bool] | None = None) -> Path:
     """Return `path`, building it first under its lock if it is missing.
 
@@ -148,6 +169,7 @@ def get_or_build(path: str | os.PathLike, build: Callable[[Path], None], exists:
     the result is renamed into place. A second caller waiting on the lock finds the entry built and returns at once.
     """
     path = Path(path)
+    note(path)
     ready = exists or (lambda p: p.exists())
     if ready(path):
         return path

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mate.cache import content_hash, file_sha256, get_or_build
+from mate.cache import content_hash, file_sha256, get_or_build, note
 from mate.errors import UserError
 from mate.evaluate.retrieval.train import partition_seed
 
@@ -128,7 +128,10 @@ def _trained_sha(pack, encoder, cfg, workspace, seed: int) -> str | None:
         sha = json.loads((folder / EVAL_META).read_text())["sha"]
     except (OSError, ValueError, KeyError):
         return None
-    return sha if (folder / WEIGHTS).is_file() and file_sha256(folder / WEIGHTS) == sha else None
+    if not ((folder / WEIGHTS).is_file() and file_sha256(folder / WEIGHTS) == sha):
+        return None
+    note(folder)  # a trial keys its localization on this folder: a cluster ships it with the prepare outputs
+    return sha
 
 
 def _build(pack, encoder, cfg, workspace, texts, segs, evaluator, notes, min_len, spans, progress, tmp: Path,

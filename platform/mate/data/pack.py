@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..cache import get_or_build, lock_for, write_json
+from ..cache import get_or_build, lock_for, note, write_json
 from . import layout as L
 from .captions import Caption, format_caption, parse_line, read_captions
 from .errors import DatasetError
@@ -279,6 +279,7 @@ def open_pack(data_dir: str | os.PathLike, workspace: str | os.PathLike = "mate-
     alias = packs_dir(workspace) / "aliases" / f"{fingerprint(root, files)}.json"
     target = _alias_target(alias)
     if target is not None:
+        note(target)
         return Pack(target)
     built = False
     with lock_for(alias):
@@ -296,3 +297,13 @@ def open_pack(data_dir: str | os.PathLike, workspace: str | os.PathLike = "mate-
     pack = Pack(target)
     pack.built = built
     return pack
+
+
+def register_pack(data_dir: str | os.PathLike, workspace: str | os.PathLike, content_hash: str) -> None:
+    """Point `open_pack(data_dir, workspace)` at the pack `content_hash` already in the workspace, without reading
+    the dataset: for a dataset copied next to its pack (a cluster node) whose bytes are known to be that pack's."""
+    root = Path(data_dir).resolve()
+    if not (packs_dir(workspace) / content_hash / META).is_file():
+        raise DatasetError(f"no pack {content_hash} in {packs_dir(workspace)}", root)
+    write_json(packs_dir(workspace) / "aliases" / f"{fingerprint(root)}.json",
+               {"content_hash": content_hash, "source": str(root)})

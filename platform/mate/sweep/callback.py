@@ -9,6 +9,7 @@ trial continues its run instead of opening a duplicate. Trials a scheduler stopp
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,14 @@ class MlflowSweepCallback(tune.Callback):
 
     def _artifacts(self, trial, run: str) -> None:
         folder = (trial.last_result or {}).get("run_dir")
-        if not folder or not Path(folder).is_dir():
+        if folder and Path(folder).is_dir():  # the trial ran on this node
+            self._log_folder(Path(folder), run)
             return
-        folder = Path(folder)
+        with tempfile.TemporaryDirectory(prefix="mate-artifacts-") as tmp:  # elsewhere: its copy on the storage
+            if _download_run(trial, Path(tmp)):
+                self._log_folder(Path(tmp), run)
+
+    def _log_folder(self, folder: Path, run: str) -> None:
         for name in ARTIFACT_FILES:
             if (folder / name).is_file():
                 self.tracker.log_artifact(run, folder / name)
@@ -78,6 +84,25 @@ class MlflowSweepCallback(tune.Callback):
         self._artifacts(trial, run)
         self.tracker.set_tags(run, {"mate.error": _error_of(trial)})
         self.tracker.finish(run, "FAILED")
+
+
+def _download_run(trial, local: Path) -> bool:
+    """The trial's `run/` folder from the sweep's storage (Tune syncs it there with each checkpoint), without the
+    generator checkpoints, which are not artifacts."""
+    import pyarrow.fs as pafs
+
+    storage = getattr(trial, "storage", None)
+    if storage is None:
+        return False
+    fs, base = storage.storage_filesystem, f"{storage.trial_fs_path}/run"
+    infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    wanted = [i.path for i in infos if i.type == pafs.FileType.File
+              and i.path[len(base) + 1:].split("/")[0] in (*ARTIFACT_FILES, *ARTIFACT_DIRS)]
+    for path in wanted:
+        target = local / path[len(base) + 1:]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pafs.copy_files(path, str(target), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+    return bool(wanted)
 
 
 def _error_of(trial) -> str:

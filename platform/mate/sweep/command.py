@@ -22,16 +22,23 @@ def _space_path(value: str | None) -> Path:
 def _options(args):
     from mate.sweep.driver import SweepOptions
 
+    g = args.gpus_per_trial
+    if g is not None and (g < 0 or (g > 1 and not float(g).is_integer())):
+        raise UserError(f"--gpus-per-trial {g:g}: a fraction of one GPU (0.5 packs two trials a GPU) or a whole "
+                        "number of GPUs")
+
     return SweepOptions(workspace=Path(args.workspace), name=args.name, data=args.data, address=args.address,
                         num_samples=args.num_samples, max_concurrent=args.max_concurrent,
                         gpus_per_trial=args.gpus_per_trial, retry_failed=args.retry_failed,
-                        tracking_uri=args.tracking_uri, progress=not args.quiet)
+                        tracking_uri=args.tracking_uri, storage=args.storage,
+                        prepare_only=getattr(args, "prepare_only", False), progress=not args.quiet)
 
 
 def _cmd_sweep(args: argparse.Namespace, grid_only: bool = False) -> int:
     from mate.sweep.space import estimate, format_estimate, format_trials, load_space
 
     path = _space_path(args.space)
+    opts = _options(args)
     space = load_space(path)
     if grid_only and space.is_search:
         raise UserError(f"{path}: mate ablate runs grids (grid/ofat/points); this file is a search: mate sweep {path}")
@@ -41,7 +48,7 @@ def _cmd_sweep(args: argparse.Namespace, grid_only: bool = False) -> int:
         return 0
     from mate.sweep.driver import run_sweep
 
-    run_sweep(path, _options(args))
+    run_sweep(path, opts)
     return 0
 
 
@@ -93,14 +100,18 @@ def _cmd_clean(args: argparse.Namespace) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace", default="mate-runs")
     p.add_argument("--name", help="sweep name (default: the space's name)")
-    p.add_argument("--data", help="dataset folder (default: the profile's synthetic corpus)")
+    p.add_argument("--data", help="dataset folder or URI (s3://…) (default: the profile's synthetic corpus)")
     p.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    p.add_argument("--storage", help="shared storage for checkpoints, results and the prepared data: a local or NFS "
+                                     "path, or s3://bucket/prefix (needed on a cluster of several nodes)")
     p.add_argument("--num-samples", type=int, help="total trials of a search (more than done: extends it)")
     p.add_argument("--max-concurrent", type=int)
     p.add_argument("--gpus-per-trial", type=float, help="e.g. 0.5 packs two trials a GPU (CPU when none)")
     p.add_argument("--tracking-uri", help="MLflow store (default sqlite:///<workspace>/mlflow.db)")
     p.add_argument("--retry-failed", action="store_true", help="restore and re-run failed trials")
     p.add_argument("--dry-run", action="store_true", help="print the trials and the estimated cost, run nothing")
+    p.add_argument("--prepare-only", action="store_true",
+                   help="run the prepare stage (and publish it to --storage), start no trial")
     p.add_argument("--quiet", action="store_true")
 
 

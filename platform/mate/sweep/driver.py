@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mate.errors import UserError
 
 FINISHED = ".finished"
 
@@ -30,6 +31,8 @@ class SweepOptions:
     gpus_per_trial: float | None = None
     retry_failed: bool = False
     tracking_uri: str | None = None
+    storage: str | None = None
+    prepare_only: bool = False
     progress: bool = True
 
 
@@ -58,6 +61,11 @@ def _pruning_classes():
             self.stopped = stopped
 
         def on_trial_complete(self, trial_id, result=None, error=False):
+            if trial_id in self._ot_trials and trial_id not in self._completed_trials and self._told(trial_id):
+                # a driver killed after telling Optuna but before Tune saved its state: the restored trial ran
+                # again (from its checkpoint); Optuna keeps its first answer
+                self._completed_trials.add(trial_id)
+                return
             if trial_id not in self._completed_trials and trial_id in self._ot_trials and (
                     error or trial_id in self.stopped):
                 # an errored trial is FAIL even when it reported epochs before (Ray would tell its last value)
@@ -67,11 +75,69 @@ def _pruning_classes():
                 return
             super().on_trial_complete(trial_id, result, error)
 
+        def _told(self, trial_id) -> bool:
+            ot = self._ot_trials[trial_id]
+            return self._ot_study._storage.get_trial(ot._trial_id).state.is_finished()
+
     return Asha, Search
 
 
-def _runs(tune_dir: Path) -> list[Path]:
-    return sorted((p for p in tune_dir.glob("run-*") if p.is_dir()), key=lambda p: int(p.name.split("-")[1]))
+def _runs(store, tune_rel: str) -> list[str]:
+    names = [n for n in store.list_dirs(tune_rel) if n.startswith("run-") and n.split("-")[1].isdigit()]
+    return sorted(names, key=lambda n: int(n.split("-")[1]))
+
+
+def check_inputs(opts: SweepOptions):
+    """Bad input is one clear message before Ray starts or any trial runs: a storage that cannot be written, a
+    dataset that is not there. Returns the sweep's Storage (the workspace's `sweeps/` folder when none is given)."""
+    from mate.storage import Storage, is_uri
+
+    if opts.data and not is_uri(opts.data) and not Path(opts.data).expanduser().is_dir():
+        raise UserError(f"--data {opts.data}: no such dataset folder")
+    if opts.data and is_uri(opts.data) and not Storage(opts.data).exists(""):
+        raise UserError(f"--data {opts.data}: nothing there (expected a dataset folder in the HumanML3D layout)")
+    store = Storage(opts.storage or Path(opts.workspace).resolve() / "sweeps")
+    store.check_writable()
+    return store
+
+
+def probe(address: str) -> None:
+    """Ray keeps retrying an address where nothing listens (minutes, then a warning flood): knock first."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if address in ("auto", "local") or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except OSError as exc:
+        raise UserError(f"--address {address}: no Ray cluster reachable there ({exc.strerror or exc}); start one "
+                        "(ray start --head / ray up) or leave --address out for a local Ray") from None
+
+
+def connect(address: str | None, shared_storage: bool) -> None:
+    """Start or join Ray. A named cluster that cannot be reached is a message, not a traceback or a hang; a cluster
+    of several nodes needs shared storage, or trials elsewhere would look for the driver's files."""
+    import ray
+
+    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
+    if address is None:
+        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False, runtime_env=env)
+        return
+    # our source travels with the job (DESIGN 5): the driver's `mate` package, first on the workers' path, so the
+    # code that runs is the code submitted, not whatever a node installed at `ray up`
+    env["py_modules"] = [str(Path(__file__).resolve().parents[1])]
+    probe(address)
+    try:
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, runtime_env=env)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UserError(f"--address {address}: no Ray cluster reachable there ({str(exc).splitlines()[0][:200]}); "
+                        "start one (ray start --head / ray up) or leave --address out for a local Ray") from None
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) > 1 and not shared_storage:
+        ray.shutdown()
+        raise UserError(f"--address {address}: the cluster has {len(nodes)} nodes; pass --storage (an NFS path or "
+                        "s3://bucket/prefix) so trials on every node reach the prepared data and checkpoints")
 
 
 def _study_counts(storage, name: str) -> dict[str, int]:
@@ -102,6 +168,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     space = load_space(space_path)
     name = opts.name or space.name
     ws = Path(opts.workspace).resolve()
+    store = check_inputs(opts)
     sweep_dir = ws / "sweeps" / name
     ident = sweep_dir / "space.json"
     if ident.is_file():
@@ -109,9 +176,11 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     sweep_dir.mkdir(parents=True, exist_ok=True)
     ident.write_text(json.dumps(space.identity(), indent=1, sort_keys=True))
 
-    ray.init(address=opts.address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}} if opts.address is None else None)
-    pinned = prepare(space, ws, opts.data, progress=opts.progress, log=log)
+    connect(opts.address, shared_storage=opts.storage is not None)
+    pinned, shipped = prepare(space, ws, opts.data, storage=store if opts.storage else None,
+                              progress=opts.progress, log=log)
+    if opts.prepare_only:
+        return {"pinned": pinned, "shipped": shipped}
 
     budget = space.budget
     cpus = float(budget.cpus_per_trial)
@@ -120,7 +189,8 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
         log(f"sweep: no GPU in the cluster: trials run on CPU (asked for {gpus} GPU each)")
         gpus = 0.0
     trainable = tune.with_resources(
-        tune.with_parameters(trial_function, space=space, workspace=str(ws), pinned=pinned, cpus=cpus),
+        tune.with_parameters(trial_function, space=space, workspace=str(ws), pinned=pinned, cpus=cpus, gpus=gpus,
+                             shipped=shipped),
         {"cpu": cpus, "gpu": gpus})
 
     tracker = Tracker(opts.tracking_uri or default_uri(ws), ws)
@@ -130,29 +200,77 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     stopped: set[str] = set()
     callback = MlflowSweepCallback(tracker, experiment, parent, name, stopped, pinned, space)
 
-    tune_dir = sweep_dir / "tune"
-    previous = _runs(tune_dir)
+    tune_rel = f"{name}/tune"
+    previous = _runs(store, tune_rel)
     storage = optuna.storages.RDBStorage(f"sqlite:///{ws / 'optuna.db'}")
-    run_config = dict(storage_path=str(tune_dir), callbacks=[callback],
+    run_config = dict(storage_path=store.url(tune_rel), callbacks=[callback],
                       failure_config=tune.FailureConfig(max_failures=budget.max_failures),
-                      checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1 if opts.progress else 0)
-    if previous and not (previous[-1] / FINISHED).exists() and tune.Tuner.can_restore(str(previous[-1])):
-        log(f"sweep: restoring {previous[-1].name}")
-        tuner = tune.Tuner.restore(str(previous[-1]), trainable, resume_unfinished=True,
+                      checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                      sync_config=tune.SyncConfig(sync_artifacts=True), verbose=1 if opts.progress else 0)
+    last = f"{tune_rel}/{previous[-1]}" if previous else None
+    if last and not store.exists(f"{last}/{FINISHED}") and tune.Tuner.can_restore(store.url(last)):
+        log(f"sweep: restoring {previous[-1]} ({store.url(last)})")
+        tuner = tune.Tuner.restore(store.url(last), trainable, resume_unfinished=True,
                                    resume_errored=opts.retry_failed)
-        run_dir = previous[-1]
+        run_rel = last
     else:
-        run_dir = tune_dir / f"run-{len(previous) + 1}"
-        tuner = _new_tuner(space, name, opts, trainable, storage, stopped, run_dir, run_config, log)
+        run_rel = f"{tune_rel}/run-{len(previous) + 1}"
+        tuner = _new_tuner(space, name, opts, trainable, storage, stopped, run_rel.rsplit("/", 1)[1], run_config,
+                           log)
         if tuner is None:
-            return write_report(space, name, sweep_dir, tracker, parent, log=log)
-    results = tuner.fit()
-    (run_dir / FINISHED).write_text("")
+            return _publish(write_report(space, name, sweep_dir, tracker, parent, log=log), store, opts, name,
+                            sweep_dir)
+    results = fit_until_stopped(tuner)
+    finished = results.num_terminated + results.num_errors == len(results)  # not when stopped (Ctrl-C, SIGTERM)
     errors = [r for r in results if r.error]
     if errors:
         log(f"sweep: {len(errors)} trial(s) failed (first: {errors[0].error!r}); --retry-failed runs them again")
-    close_leftovers(tracker, experiment, name, storage, log)
-    return write_report(space, name, sweep_dir, tracker, parent, log=log)
+    if finished:
+        store.write_text(f"{run_rel}/{FINISHED}", "")
+        close_leftovers(tracker, experiment, name, storage, log)
+    else:
+        log("sweep: stopped before every trial ended; the same command resumes it")
+    if opts.storage:
+        mirror_results(store, tune_rel, sweep_dir / "tune")
+    return _publish(write_report(space, name, sweep_dir, tracker, parent, log=log), store, opts, name, sweep_dir)
+
+
+RESULT_FILES = ("params.json", "result.json", "error.txt", "metrics.json", "run.json", "process.json")
+
+
+def mirror_results(store, tune_rel: str, local: Path) -> None:
+    """A remote sweep's per-trial results (not its checkpoints) into the workspace's `sweeps/<name>/tune/`, where
+    the results table, `mate clean` and the report read them."""
+    for rel in store.list_files(tune_rel):
+        parts = rel.split("/")
+        if parts[-1] in RESULT_FILES and "checkpoint" not in parts and not parts[-1].startswith("checkpoint_"):
+            store.download(f"{tune_rel}/{rel}", local / rel)
+
+
+def _publish(summary: dict[str, Any], store, opts: SweepOptions, name: str, sweep_dir: Path) -> dict[str, Any]:
+    """With --storage, the results table, best.yaml and the report beside the Tune runs (DESIGN 5)."""
+    if opts.storage:
+        for item in sorted(sweep_dir.iterdir()):
+            if item.name not in ("tune", "space.json"):
+                store.upload(item, f"{name}/{item.name}")
+    return summary
+
+
+def fit_until_stopped(tuner):
+    """`tuner.fit()`, with SIGTERM (`ray job stop`, a preempted node, `kill`) handled as Ctrl-C: Tune then stops the
+    trials and saves its state to the storage before returning, instead of dying with a state older than the
+    trials' checkpoints (which the restored sweep could no longer find)."""
+    import os
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return tuner.fit()
+    before = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    try:
+        return tuner.fit()
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def close_leftovers(tracker, experiment: str, name: str, storage, log: Callable[[str], None]) -> None:
@@ -177,7 +295,7 @@ def close_leftovers(tracker, experiment: str, name: str, storage, log: Callable[
         log(f"sweep: closed {closed} MLflow run(s) and {len(running)} Optuna trial(s) a killed driver left RUNNING")
 
 
-def _new_tuner(space, name, opts, trainable, storage, stopped, run_dir, run_config, log):
+def _new_tuner(space, name, opts, trainable, storage, stopped, run_name, run_config, log):
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
@@ -210,4 +328,4 @@ def _new_tuner(space, name, opts, trainable, storage, stopped, run_dir, run_conf
         param_space = space.tune_param_space()
         log(f"sweep: {space.num_trials} grid trial(s)")
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
-                      run_config=tune.RunConfig(name=run_dir.name, **run_config))
+                      run_config=tune.RunConfig(name=run_name, **run_config))

@@ -3,7 +3,9 @@
 The dataset (synthesized or packed), the scoring evaluator, the partition model, the segmentation + localization of
 every `segment.backend` the space uses, and the base model's text features. Trials then receive the keys that point
 at these (`pinned`): the dataset folder, both evaluator seeds and the scoring evaluator's sha, which every trial
-checks, so a trial can never score itself with a different evaluator than its siblings.
+checks, so a trial can never score itself with a different evaluator than its siblings. With shared storage (a
+cluster) the cache entries the stage used are published there in one bundle (`mate.sweep.nodes`), and LLM
+segmentations published by `mate segment --storage` are pulled in first.
 """
 
 from __future__ import annotations
@@ -13,9 +15,44 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mate.errors import UserError
+from mate.storage import is_uri
 
-def prepare(space, workspace: str | Path, data: str | None = None, *, progress: bool = True,
-            log: Callable[[str], None] = print) -> dict[str, Any]:
+SEGMENTS = "cache/segments"
+
+
+def prepare(space, workspace: str | Path, data: str | None = None, *, storage=None, progress: bool = True,
+            log: Callable[[str], None] = print) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(pinned, shipped): the keys every trial shares, and with `storage` (a `mate.storage.Storage`) where
+    the outputs were published for the cluster's nodes (`mate.sweep.nodes`); None on one machine."""
+    from mate.cache import recording
+
+    if storage is not None:
+        pull_segments(storage, Path(workspace), log)
+    with recording() as used:
+        pinned = _prepare(space, workspace, data, progress=progress, log=log)
+    if storage is None:
+        return pinned, None
+    from mate.data.pack import open_pack
+    from mate.sweep.nodes import publish
+
+    pack = open_pack(pinned["data.dir"], workspace, progress=False)
+    return pinned, publish(storage, Path(workspace), used, pinned["data.dir"], pack.content_hash, log=log)
+
+
+def pull_segments(storage, workspace: Path, log: Callable[[str], None] = print) -> None:
+    """LLM segmentations published with `mate segment --storage` (where the API key is) into the workspace, so the
+    cluster localizes with them and never needs the key. A local file that exists is kept (it may hold more)."""
+    files = storage.list_files(SEGMENTS)
+    fetched = [f for f in files if not (workspace / SEGMENTS / f).is_file() and f.endswith(".jsonl")]
+    for f in fetched:
+        storage.download(f"{SEGMENTS}/{f}", workspace / SEGMENTS / f)
+    if fetched:
+        log(f"prepare: {len(fetched)} published segmentation file(s) from {storage.url(SEGMENTS)}")
+
+
+def _prepare(space, workspace: str | Path, data: str | None, *, progress: bool,
+             log: Callable[[str], None]) -> dict[str, Any]:
     from mate.align.localize import localize
     from mate.config import resolve
     from mate.data.pack import open_pack
@@ -27,6 +64,8 @@ def prepare(space, workspace: str | Path, data: str | None = None, *, progress: 
 
     start = time.perf_counter()
     workspace = Path(workspace)
+    if data and is_uri(data):
+        data = str(download_dataset(data, workspace, log))
     base = space.trial_config(extra={"data.dir": str(data)} if data else None)
     data_dir = resolve_dataset(base, workspace, progress=progress)
     pack = open_pack(data_dir, workspace, progress=progress)
@@ -48,3 +87,19 @@ def prepare(space, workspace: str | Path, data: str | None = None, *, progress: 
     frozen_features(encoder, all_captions(pack), workspace, progress=progress)
     log(f"prepare: done in {time.perf_counter() - start:.0f} s")
     return pinned
+
+
+def download_dataset(uri: str, workspace: Path, log: Callable[[str], None] = print) -> Path:
+    """A dataset at a URI (`s3://…`), copied once into `<workspace>/data/remote-<hash>/` (the driver packs it)."""
+    from mate.cache import content_hash, get_or_build
+    from mate.storage import Storage
+
+    storage = Storage(uri)
+    if not storage.exists(""):
+        raise UserError(f"--data {uri}: nothing there (expected a dataset folder in the HumanML3D layout)")
+
+    def build(tmp: Path) -> None:
+        log(f"prepare: downloading the dataset from {uri}")
+        storage.download("", tmp)
+
+    return get_or_build(workspace / "data" / f"remote-{content_hash(uri, 12)}", build)

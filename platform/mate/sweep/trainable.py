@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,31 +25,45 @@ def _cpu_share(cpus: float) -> int:
 
 
 def trial_function(config: Mapping[str, Any], *, space, workspace: str, pinned: Mapping[str, Any],
-                   cpus: float = 1.0) -> None:
+                   cpus: float = 1.0, gpus: float = 0.0, shipped: Mapping[str, Any] | None = None) -> None:
     """One sweep trial. `config` holds the sampled keys and `seed` (a grid: one point under `trial`); `pinned` the
-    keys every trial of the sweep shares (the prepared dataset, the evaluator seeds and sha: DESIGN 5)."""
+    keys every trial of the sweep shares (the prepared dataset, the evaluator seeds and sha: DESIGN 5); `shipped`,
+    on a cluster, where the prepare outputs were published (fetched once per node into a node-local workspace)."""
     import tempfile
 
+    import ray
     from ray import tune
 
     from mate.pipeline import run_trial
+    from mate.sweep.gpu import GpuMonitor, is_oom, limit_memory, oom_message
+    from mate.sweep.nodes import fetch
 
-    cfg = space.trial_config(trial_params(config), extra=pinned)
-    context = tune.get_context()
-    out = Path(context.get_trial_dir()) / "run"
+    extra = dict(pinned)
+    if shipped:
+        node_ws, node_data = fetch(dict(shipped), ray.get_runtime_context().get_node_id())
+        workspace, extra["data.dir"] = str(node_ws), str(node_data)
+    cfg = space.trial_config(trial_params(config), extra=extra)
+    out = trial_working_dir() / "run"  # synced to the sweep's storage with every checkpoint (sync_artifacts)
     restored = tune.get_checkpoint()
     resume = None
     if restored is not None:
         resume = Path(tempfile.mkdtemp(prefix="mate-resume-"))
         restored.to_directory(str(resume))
+    limit_memory(gpus)
+    gpu = GpuMonitor()
+    started = time.time()
 
     def report(metrics: dict, checkpoint_dir: Path | None = None) -> None:
         # evidence for DESIGN 5's rule that trials never talk to MLflow (the driver's callback is the only writer);
         # written before the report: a scheduler may stop the trial inside it
         out.mkdir(parents=True, exist_ok=True)
-        (out / "process.json").write_text(json.dumps({"pid": os.getpid(),
-                                                      "mlflow_imported": "mlflow" in sys.modules}))
-        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        import mate
+
+        (out / "process.json").write_text(json.dumps({
+            "pid": os.getpid(), "mlflow_imported": "mlflow" in sys.modules, "mate_file": mate.__file__,
+            "node_id": ray.get_runtime_context().get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+            "started": started, "reported": time.time()}))
+        clean = {k: float(v) for k, v in {**metrics, **gpu.sample()}.items() if isinstance(v, (int, float))}
         clean["run_dir"] = str(out)  # type: ignore[assignment]  # the callback finds the artifacts here
         if checkpoint_dir is not None:
             tune.report(clean, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
@@ -56,5 +71,21 @@ def trial_function(config: Mapping[str, Any], *, space, workspace: str, pinned: 
             tune.report(clean)
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    run_trial(cfg, report, resume_dir=resume, workspace=workspace, out=out, threads=_cpu_share(cpus),
-              progress=False, log=lambda s: print(s, flush=True))
+    try:
+        run_trial(cfg, report, resume_dir=resume, workspace=workspace, out=out, threads=_cpu_share(cpus),
+                  progress=False, log=lambda s: print(s, flush=True))
+    except Exception as exc:
+        if is_oom(exc):
+            raise RuntimeError(oom_message(gpus)) from exc
+        raise
+
+
+def trial_working_dir() -> Path:
+    """The trial's working directory, whose files Tune syncs to storage (the trial dir Tune names elsewhere lives on
+    the driver's node, which another node cannot write to)."""
+    try:
+        from ray.train._internal.session import get_session
+
+        return Path(get_session().storage.trial_working_directory)
+    except (ImportError, AttributeError):  # a Ray without the internal session: Tune chdirs into it by default
+        return Path.cwd()

@@ -1,9 +1,11 @@
-"""`mate segment --data DIR [--backend rules|openai|truth] [--workspace W] [--out DIR] [key=value ...]`.
+"""`mate segment --data DIR [--backend rules|openai|truth] [--workspace W] [--out DIR] [--storage URI] [key=value ...]`.
 
 Fills the workspace's segmentation cache for every caption of the dataset, writes `<out>/metrics.json`
 (`segment/captions`, `segment/fallbacks`, and `segment/count_agreement` / `segment/word_agreement` where the dataset
 has ground truth) and `<out>/run.json` (the resolved config, which names the key's environment variable but never
-holds the key), and prints how many captions fell back to the rules and why.
+holds the key), and prints how many captions fell back to the rules and why. With `--storage`, the cache file is
+published where a cluster's sweep finds it (`<storage>/cache/segments/…`), so LLM segmentation runs where the key
+is.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--backend", help="rules, openai or truth (default: segment.backend, i.e. rules)")
     p.add_argument("--workspace", default="mate-runs", help="where the cache lives (default ./mate-runs)")
     p.add_argument("--out", help="folder for metrics.json and run.json (default <workspace>/segment/<data>-<backend>)")
+    p.add_argument("--storage", help="also publish the cache there (the sweep's --storage: a cluster then "
+                                      "localizes with these answers and never needs the API key)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (segment.model=..., ...)")
     p.set_defaults(func=run)
@@ -89,5 +93,13 @@ def run(args: argparse.Namespace) -> int:
     if agree_line:
         print(agree_line)
     print(f"cache: {result.path}")
+    if args.storage:
+        from mate.storage import Storage
+
+        store = Storage(args.storage)
+        store.check_writable()
+        rel = Path(result.path).resolve().relative_to(workspace.resolve()).as_posix()
+        store.upload(result.path, rel)
+        print(f"published: {store.url(rel)}")
     print(f"wrote {out / 'metrics.json'}")
     return 0

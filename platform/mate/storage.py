@@ -1,0 +1,153 @@
+"""Shared storage for a sweep (`--storage URI`: a local or NFS path, or `s3://bucket/prefix`), through pyarrow's
+filesystems, the same layer Ray Tune uses for its `storage_path`, so one URI (and one set of credentials: the
+standard AWS variables, `AWS_ENDPOINT_URL` for an S3-compatible server) serves Tune's checkpoints and our files.
+
+Layout under the URI: `<sweep>/tune/run-<k>/` (Tune), `<sweep>/results.csv`, `best.yaml`, `report/`;
+`prepared/<key>.tar` (the prepare stage's outputs, see `mate.sweep.nodes`); `cache/segments/…` (LLM segmentation
+published from the machine that holds the key).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from mate.errors import UserError
+
+
+class Storage:
+    """One root on a pyarrow filesystem; paths below it are '/'-joined relative strings."""
+
+    def __init__(self, uri: str | os.PathLike):
+        import pyarrow.fs as pafs
+
+        self.uri = str(uri)
+        if "://" not in self.uri:
+            self.uri = str(Path(self.uri).expanduser().resolve())
+        try:
+            self.fs, self.root = pafs.FileSystem.from_uri(self.uri)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"--storage {uri}: not a storage URI pyarrow can open ({exc})") from None
+        self.root = self.root.rstrip("/")
+        self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
+
+    def __repr__(self) -> str:
+        return f"Storage({self.uri!r})"
+
+    def path(self, rel: str = "") -> str:
+        return f"{self.root}/{rel}".rstrip("/") if rel else self.root
+
+    def url(self, rel: str = "") -> str:
+        """What Ray's `storage_path` and `Tuner.restore` take: a local path, or the URI with its scheme."""
+        if self.is_local:
+            return self.path(rel)
+        return f"{self.uri.split('://', 1)[0]}://{self.path(rel)}"
+
+    # -- checks ---------------------------------------------------------------------------------------------------
+    def check_writable(self) -> None:
+        """Write, read back and delete a probe file: a bad bucket, missing credentials or a read-only mount is one
+        clear message on the driver, before any trial starts."""
+        probe = f".mate-probe-{uuid.uuid4().hex[:8]}"
+        try:
+            self.write_bytes(probe, b"ok")
+            if self.read_bytes(probe) != b"ok":
+                raise OSError("read back something else than it wrote")
+            self.fs.delete_file(self.path(probe))
+        except OSError as exc:
+            raise UserError(f"--storage {self.uri}: cannot write there ({_first_line(exc)}); check the path or "
+                            "bucket and its credentials (AWS_* variables or the node's instance profile)") from None
+
+    # -- files ----------------------------------------------------------------------------------------------------
+    def exists(self, rel: str) -> bool:
+        import pyarrow.fs as pafs
+
+        return self.fs.get_file_info(self.path(rel)).type != pafs.FileType.NotFound
+
+    def is_file(self, rel: str) -> bool:
+        import pyarrow.fs as pafs
+
+        return self.fs.get_file_info(self.path(rel)).type == pafs.FileType.File
+
+    def list_dirs(self, rel: str) -> list[str]:
+        """Names of the folders directly under `rel` (S3 has no folders: the prefixes that hold objects)."""
+        import pyarrow.fs as pafs
+
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path(rel), allow_not_found=True))
+        return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+
+    def list_files(self, rel: str) -> list[str]:
+        """Every file under `rel`, as paths relative to `rel`."""
+        import pyarrow.fs as pafs
+
+        base = self.path(rel)
+        infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+        return sorted(i.path[len(base) + 1:] for i in infos if i.type == pafs.FileType.File)
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Whole or absent: written under a temporary name and moved into place (S3 objects appear whole anyway)."""
+        target = self.path(rel)
+        parent = target.rsplit("/", 1)[0]
+        if self.is_local:
+            self.fs.create_dir(parent, recursive=True)
+            tmp = f"{parent}/.{target.rsplit('/', 1)[1]}.{uuid.uuid4().hex[:8]}.tmp"
+            with self.fs.open_output_stream(tmp) as f:
+                f.write(data)
+            self.fs.move(tmp, target)
+        else:
+            with self.fs.open_output_stream(target) as f:
+                f.write(data)
+
+    def read_bytes(self, rel: str) -> bytes:
+        with self.fs.open_input_stream(self.path(rel)) as f:
+            return f.read()
+
+    def write_text(self, rel: str, text: str) -> None:
+        self.write_bytes(rel, text.encode())
+
+    def read_text(self, rel: str) -> str:
+        return self.read_bytes(rel).decode()
+
+    def upload(self, local: str | os.PathLike, rel: str) -> None:
+        """A local file or folder to `rel` (files are streamed: a pack of several GB never sits in memory)."""
+        import pyarrow.fs as pafs
+
+        local = Path(local)
+        if local.is_dir():
+            self.fs.create_dir(self.path(rel), recursive=True)
+            pafs.copy_files(str(local.resolve()), self.path(rel), source_filesystem=pafs.LocalFileSystem(),
+                            destination_filesystem=self.fs)
+            return
+        if self.is_local:
+            self.fs.create_dir(self.path(rel).rsplit("/", 1)[0], recursive=True)
+            tmp = f"{self.path(rel)}.{uuid.uuid4().hex[:8]}.tmp"
+            pafs.copy_files(str(local.resolve()), tmp, source_filesystem=pafs.LocalFileSystem(),
+                            destination_filesystem=self.fs)
+            self.fs.move(tmp, self.path(rel))
+        else:
+            pafs.copy_files(str(local.resolve()), self.path(rel), source_filesystem=pafs.LocalFileSystem(),
+                            destination_filesystem=self.fs)
+
+    def download(self, rel: str, local: str | os.PathLike) -> Path:
+        """`rel` (a file or a folder) to the local path `local`."""
+        import pyarrow.fs as pafs
+
+        local = Path(local)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        if self.is_file(rel):
+            pafs.copy_files(self.path(rel), str(local), source_filesystem=self.fs,
+                            destination_filesystem=pafs.LocalFileSystem())
+        else:
+            local.mkdir(parents=True, exist_ok=True)
+            pafs.copy_files(self.path(rel), str(local), source_filesystem=self.fs,
+                            destination_filesystem=pafs.LocalFileSystem())
+        return local
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def is_uri(value: str | None) -> bool:
+    return bool(value) and "://" in str(value) and not str(value).startswith("file://")

@@ -1,0 +1,213 @@
+"""The cluster path on a real two-node local Ray cluster (`ray start --head` + `ray start --address`, separate temp
+dirs, one logical GPU each), an MLflow server and an S3-compatible server (moto) on 127.0.0.1, and a `tiny` sweep
+submitted with `ray job submit --working-dir`: trials asking for 0.5 GPU pack two a GPU and spread over both nodes,
+the prepared data is fetched once per node, the workers run the submitted source, checkpoints and results live in
+the bucket, a sweep stopped mid-way resumes from there, and everything lands in the one MLflow server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(600)  # the module's fixtures start a cluster and run a sweep twice (~4 min)
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+BUCKET = "mate-cluster-test"
+SPACE = """
+name: clustersweep
+profile: tiny
+search:
+  align.sigma_scale: {loguniform: [0.25, 4.0]}
+  gen.lr: {loguniform: [1.0e-4, 1.0e-2]}
+objective: {metric: val/eval/r_precision_top3, mode: max}
+budget: {num_samples: 4, max_epochs: 8, grace_period: 8, cpus_per_trial: 1, gpus_per_trial: 0.5, max_concurrent: 4}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, seconds: float = 60) -> None:
+    import urllib.request
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(url)
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """moto (S3) and an MLflow tracking server, both on 127.0.0.1; the bucket created through boto3."""
+    import boto3
+
+    root = tmp_path_factory.mktemp("servers")
+    s3_port, ml_port = free_port(), free_port()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}"}
+    procs = [subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env),
+             subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
+                               str(ml_port), "--workers", "1", "--backend-store-uri",
+                               f"sqlite:///{root / 'mlflow-server.db'}", "--artifacts-destination",
+                               str(root / "mlartifacts")],
+                              stdout=open(root / "mlflow.log", "w"), stderr=subprocess.STDOUT, env=env)]
+    try:
+        wait_http(f"http://127.0.0.1:{s3_port}/")
+        wait_http(f"http://127.0.0.1:{ml_port}/health", 120)
+        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3.create_bucket(Bucket=BUCKET)
+        yield {"env": env, "s3": s3, "tracking": f"http://127.0.0.1:{ml_port}"}
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def cluster(servers, tmp_path_factory):
+    """Head and worker as separate `ray start` processes with their own temp dirs and node caches."""
+    root = tmp_path_factory.mktemp("cluster")
+    port, dash = free_port(), free_port()
+    env = {**servers["env"], "RAY_AUTH_MODE": "disabled", "TOKENIZERS_PARALLELISM": "false",
+           "RAY_JOB_STOP_WAIT_TIME_S": "60"}  # `ray job stop` lets the sweep save its state before a SIGKILL
+    nodes, short = [], Path(tempfile.mkdtemp(prefix="mate-rt-", dir="/tmp"))  # Ray's socket paths must stay short
+    for i, extra in enumerate((["--head", f"--port={port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+                                "--include-dashboard=true"],
+                               [f"--address=127.0.0.1:{port}"])):
+        node_env = {**env, "MATE_NODE_CACHE": str(root / f"node{i}-cache")}
+        (short / f"n{i}").mkdir()
+        started = subprocess.run([str(BIN / "ray"), "start", *extra, "--num-cpus=2", "--num-gpus=1",
+                                  f"--temp-dir={short / f'n{i}'}", "--disable-usage-stats"],
+                                 env=node_env, capture_output=True, text=True, timeout=180)
+        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+        nodes.append(node_env)
+    try:
+        yield {"env": env, "address": f"http://127.0.0.1:{dash}", "gcs": f"127.0.0.1:{port}", "root": root}
+    finally:
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(short, ignore_errors=True)
+
+
+def submit(cluster, servers, space: Path, ws: Path, data: Path, wait: bool = True) -> subprocess.Popen:
+    cmd = [str(BIN / "ray"), "job", "submit", "--address", cluster["address"], "--working-dir", str(REPO),
+           *([] if wait else ["--no-wait"]), "--", sys.executable, "jobs/sweep.py", str(space),
+           "--workspace", str(ws), "--data", str(data), "--storage", f"s3://{BUCKET}/mate",
+           "--tracking-uri", servers["tracking"], "--gpus-per-trial", "0.5", "--quiet"]
+    return subprocess.run(cmd, env=cluster["env"], capture_output=True, text=True, timeout=600)
+
+
+def s3_keys(servers, prefix: str) -> list[str]:
+    pages = servers["s3"].get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+@pytest.fixture(scope="module")
+def swept(cluster, servers, tiny_corpus, tmp_path_factory):
+    """The sweep submitted as a job, stopped once its first checkpoint is in the bucket, submitted again."""
+    root = tmp_path_factory.mktemp("job")
+    space = root / "cluster.yaml"
+    space.write_text(SPACE)
+    ws = root / "head-ws"
+    first = submit(cluster, servers, space, ws, tiny_corpus, wait=False)
+    assert first.returncode == 0, first.stderr
+    job_id = next(w for line in first.stdout.splitlines() for w in line.split() if w.startswith("raysubmit_"))
+    deadline = time.time() + 300
+    while not any("/checkpoint_" in k for k in s3_keys(servers, "mate/clustersweep/tune/")):
+        if time.time() > deadline:
+            logs = subprocess.run([str(BIN / "ray"), "job", "logs", "--address", cluster["address"], job_id],
+                                  env=cluster["env"], capture_output=True, text=True, timeout=60)
+            pytest.fail(f"no checkpoint reached the bucket; the job said:\n{logs.stdout[-5000:]}")
+        time.sleep(0.5)
+    subprocess.run([str(BIN / "ray"), "job", "stop", "--address", cluster["address"], job_id], env=cluster["env"],
+                   capture_output=True, timeout=120)
+    second = submit(cluster, servers, space, ws, tiny_corpus)
+    return {"second": second, "ws": ws}
+
+
+def test_the_stopped_sweep_resumes_from_the_bucket_and_finishes_every_trial_once(swept, servers):
+    second = swept["second"]
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert f"restoring run-1 (s3://{BUCKET}/mate/clustersweep/tune/run-1)" in second.stdout, second.stdout[-5000:]
+    keys = s3_keys(servers, "mate/clustersweep/")
+    assert any(k.endswith("/run/metrics.json") for k in keys) and any("/checkpoint_" in k for k in keys)
+    assert "mate/clustersweep/best.yaml" in keys and "mate/clustersweep/results.csv" in keys
+    assert any(k.startswith("mate/prepared/") and k.endswith(".tar") for k in s3_keys(servers, "mate/prepared/"))
+
+
+def test_runs_land_in_the_mlflow_server_once_each(swept, servers):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(servers["tracking"])
+    exp = client.get_experiment_by_name("clustersweep")
+    runs = client.search_runs([exp.experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 4 and len({r.data.tags["trial_id"] for r in children}) == 4
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert all("val/eval/r_precision_top3" in r.data.metrics for r in children)
+
+
+def _processes(servers, tmp_path) -> list[dict]:
+    out = []
+    for key in s3_keys(servers, "mate/clustersweep/tune/"):
+        if key.endswith("/run/process.json"):
+            out.append(json.loads(servers["s3"].get_object(Bucket=BUCKET, Key=key)["Body"].read()))
+    return out
+
+
+def test_trials_pack_two_a_gpu_spread_over_both_nodes_and_run_the_submitted_code(swept, servers, tmp_path):
+    procs = _processes(servers, tmp_path)
+    assert len(procs) == 4
+    assert len({p["node_id"] for p in procs}) == 2
+    assert all(p["gpu_ids"] and len(p["gpu_ids"]) == 1 for p in procs)  # 0.5 GPU: a share of one device
+    assert all(str(REPO) not in p["mate_file"] for p in procs), [p["mate_file"] for p in procs]
+    packed = False
+    for a in procs:
+        for b in procs:
+            if a is not b and a["node_id"] == b["node_id"] and a["gpu_ids"] == b["gpu_ids"]:
+                packed |= a["started"] < b["reported"] and b["started"] < a["reported"]
+    assert packed, "no two trials shared a node's GPU at the same time"
+
+
+def test_the_prepared_data_is_fetched_once_per_node(swept, cluster):
+    fetches = [json.loads(line) for path in cluster["root"].glob("node*-cache/*/fetches.jsonl")
+               for line in path.read_text().splitlines()]
+    nodes = [f["node_id"] for f in fetches]
+    assert len(set(nodes)) == 2 and len(nodes) == 2, fetches
+
+
+def test_bad_cluster_input_is_one_message_before_any_trial(tmp_path, capsys, servers, monkeypatch):
+    from mate.cli import main
+
+    space = tmp_path / "s.yaml"
+    space.write_text(SPACE)
+    for env, value in servers["env"].items():
+        monkeypatch.setenv(env, value)
+    cases = [(["--address", f"127.0.0.1:{free_port()}"], "no Ray cluster reachable"),
+             (["--storage", "s3://no-such-bucket-here/x"], "cannot write there"),
+             (["--data", f"s3://{BUCKET}/no/such/dataset"], "nothing there"),
+             (["--data", str(tmp_path / "missing")], "no such dataset folder"),
+             (["--gpus-per-trial", "1.5"], "a fraction of one GPU")]
+    for args, message in cases:
+        assert main(["sweep", str(space), "--workspace", str(tmp_path / "ws"), "--quiet", *args]) != 0
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (args, err)
+        assert not (tmp_path / "ws" / "sweeps" / "clustersweep" / "tune").exists()

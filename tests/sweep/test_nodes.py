@@ -1,0 +1,83 @@
+"""Shared storage and the per-node fetch, on a local path (the cluster test runs the same code against S3): a storage
+that cannot be written is refused, the prepared bundle is published once and fetched once per node even when the
+node's trials ask at the same moment, and the fetched workspace opens the shipped pack without repacking."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from mate.cache import get_or_build, recording
+from mate.data.pack import open_pack
+from mate.errors import UserError
+from mate.storage import Storage
+from mate.sweep.nodes import fetch, fetch_count, publish
+
+
+def test_a_storage_that_cannot_be_written_is_one_clear_message(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(UserError, match="cannot write there"):
+        Storage(blocker / "sub").check_writable()
+    Storage(tmp_path / "fine" / "deeper").check_writable()  # a missing folder is created
+
+
+def test_storage_round_trip_and_listing(tmp_path):
+    st = Storage(tmp_path / "s")
+    st.write_text("a/b/c.txt", "x")
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "e.bin").write_bytes(b"12")
+    st.upload(src, "up")
+    assert st.list_dirs("") == ["a", "up"] and st.list_files("up") == ["d/e.bin"]
+    assert st.read_text("a/b/c.txt") == "x" and st.is_file("a/b/c.txt") and not st.exists("nope")
+    assert (st.download("up", tmp_path / "back") / "d" / "e.bin").read_bytes() == b"12"
+
+
+def test_the_bundle_is_fetched_once_per_node_and_opens_the_shipped_pack(tiny_corpus, tmp_path):
+    ws = tmp_path / "driver-ws"
+    with recording() as used:
+        pack = open_pack(tiny_corpus, ws, progress=False)
+        get_or_build(ws / "cache" / "text" / "k1", lambda tmp: tmp.write_text("features"))
+    assert ws / "cache" / "packs" / pack.content_hash in used
+    st = Storage(tmp_path / "shared")
+    logs: list[str] = []
+    shipped = publish(st, ws, used, tiny_corpus, pack.content_hash, log=logs.append)
+    again = publish(st, ws, used, tiny_corpus, pack.content_hash, log=logs.append)
+    assert again == shipped and "already on" in logs[-1]
+    json.dumps(shipped)  # travels to the trials as a plain dict
+
+    root, results = tmp_path / "nodes", []
+    threads = [threading.Thread(target=lambda n=n: results.append((n, fetch(shipped, n, root))))
+               for n in ("node-a", "node-a", "node-a", "node-b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert fetch_count("node-a", root) == 1 and fetch_count("node-b", root) == 1
+    node_ws, node_data = dict(results)["node-b"]
+    assert (node_ws / "cache" / "text" / "k1").read_text() == "features"
+    assert not (node_data / "new_joints").exists()  # recoverable from the features: stays behind
+    shipped_pack = open_pack(node_data, node_ws, progress=False)
+    assert shipped_pack.content_hash == pack.content_hash and not getattr(shipped_pack, "built", False)
+    assert len(list((node_ws / "cache" / "packs").glob("*/meta.json"))) == 1  # no second pack was built
+
+
+def test_segmentations_published_by_mate_segment_reach_a_fresh_driver_workspace(tiny_corpus, tmp_path, capsys):
+    """LLM segmentation runs where the key is and publishes its cache; the cluster's prepare stage pulls it (here
+    the rules backend stands in for the LLM: the files and paths are the same)."""
+    from mate.cli import main
+    from mate.sweep.prepare import SEGMENTS, pull_segments
+
+    shared = tmp_path / "shared"
+    assert main(["segment", "--data", str(tiny_corpus), "--backend", "rules", "--workspace", str(tmp_path / "laptop"),
+                 "--storage", str(shared), "--quiet"]) == 0
+    assert "published:" in capsys.readouterr().out
+    mine = sorted(p.relative_to(tmp_path / "laptop") for p in (tmp_path / "laptop" / SEGMENTS).rglob("*.jsonl"))
+    assert mine and sorted(Storage(shared).list_files(SEGMENTS)) == [str(p.relative_to(SEGMENTS)) for p in mine]
+    head = tmp_path / "head"
+    pull_segments(Storage(shared), head, log=lambda s: None)
+    for rel in mine:
+        assert (head / rel).read_bytes() == (tmp_path / "laptop" / rel).read_bytes()
