@@ -8,7 +8,7 @@ Rows of the table:
 - `baseline` (`align.enabled=false`) and `mate`: one `mate train` run per seed (profile=bench unless overridden),
   each in its own folder under --out; `*-tokens`: the same with `gen.cond=tokens`, first seed only.
 A finished run is read back, an unfinished one resumes from its checkpoint (`mate train` does that), so the
-comparison can span sessions. Cells are the mean and t-based 95% interval over seeds; `val/` rows are what settings
+comparison can span sessions; `--collect` only reads what is finished. Cells are the mean and t-based 95% interval over seeds; `val/` rows are what settings
 were chosen on, the rest is test. Writes table.md and curves.png (val/probe/word_pair_acc against generator steps).
 """
 
@@ -34,10 +34,12 @@ METRICS = ("eval/fid", "eval/r_precision_top1", "eval/r_precision_top3", "eval/m
            "cost/gen_seconds", "cost/trial_seconds")
 
 
-def run_one(args, arm: str, seed: int) -> dict:
+def run_one(args, arm: str, seed: int) -> dict | None:
     folder = args.out / f"{arm}-s{seed}"
     if (folder / "metrics.json").is_file():
         return json.loads((folder / "metrics.json").read_text())
+    if args.collect:
+        return None
     cmd = [sys.executable, "-m", "mate", "train", "--workspace", str(args.workspace), "--out", str(folder),
            "--quiet", "--previews", "1" if seed == args.seeds[0] else "0", "--threads", str(args.threads),
            "profile=bench", f"seed={seed}", *args.overrides, *ARMS[arm]]
@@ -127,13 +129,16 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--collect", action="store_true", help="train nothing: the table and curves of the runs done")
     ap.add_argument("overrides", nargs="*", help="key=value for every run")
     args = ap.parse_args()
     rows = reference_rows(args)
     for seed in args.seeds:  # seed by seed, so a comparison cut short still has paired arms
         for arm in args.arms:
             if seed == args.seeds[0] or not arm.endswith("tokens"):
-                rows.setdefault(arm, []).append(run_one(args, arm, seed))
+                done = run_one(args, arm, seed)
+                if done is not None:
+                    rows.setdefault(arm, []).append(done)
     curves(args, args.arms)
     text = f"overrides: {' '.join(args.overrides) or '(none)'}; seeds {args.seeds}\n\n{table(rows)}"
     (args.out / "table.md").write_text(text + "\n")
