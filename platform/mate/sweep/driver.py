@@ -18,6 +18,7 @@ from typing import Any
 from mate.errors import UserError
 
 FINISHED = ".finished"
+EXPECTED = ".expected-trials"  # how many trials the Tune run was started for: fewer ended means it was cut short
 
 
 @dataclass
@@ -213,15 +214,19 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
         tuner = tune.Tuner.restore(store.url(last), trainable, resume_unfinished=True,
                                    resume_errored=opts.retry_failed)
         run_rel = last
+        expected = int(store.read_text(f"{last}/{EXPECTED}")) if store.is_file(f"{last}/{EXPECTED}") else 0
     else:
         run_rel = f"{tune_rel}/run-{len(previous) + 1}"
-        tuner = _new_tuner(space, name, opts, trainable, storage, stopped, run_rel.rsplit("/", 1)[1], run_config,
-                           log)
+        tuner, expected = _new_tuner(space, name, opts, trainable, storage, stopped, run_rel.rsplit("/", 1)[1],
+                                     run_config, log)
         if tuner is None:
             return _publish(write_report(space, name, sweep_dir, tracker, parent, log=log), store, opts, name,
                             sweep_dir)
-    results = fit_until_stopped(tuner)
-    finished = results.num_terminated + results.num_errors == len(results)  # not when stopped (Ctrl-C, SIGTERM)
+        store.write_text(f"{run_rel}/{EXPECTED}", str(expected))
+    results, signalled = fit_until_stopped(tuner)
+    # a run stopped by Ctrl-C or SIGTERM may show every trial it started as ended, with others never started
+    finished = (not signalled and results.num_terminated + results.num_errors == len(results)
+                and (len(results) >= expected or space.budget.time_budget_s is not None))
     errors = [r for r in results if r.error]
     if errors:
         log(f"sweep: {len(errors)} trial(s) failed (first: {errors[0].error!r}); --retry-failed runs them again")
@@ -256,19 +261,25 @@ def _publish(summary: dict[str, Any], store, opts: SweepOptions, name: str, swee
     return summary
 
 
-def fit_until_stopped(tuner):
+def fit_until_stopped(tuner) -> tuple[Any, bool]:
     """`tuner.fit()`, with SIGTERM (`ray job stop`, a preempted node, `kill`) handled as Ctrl-C: Tune then stops the
     trials and saves its state to the storage before returning, instead of dying with a state older than the
-    trials' checkpoints (which the restored sweep could no longer find)."""
+    trials' checkpoints (which the restored sweep could no longer find). Returns (results, whether SIGTERM came)."""
     import os
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return tuner.fit()
-    before = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+        return tuner.fit(), False
+    got = []
+
+    def on_term(*_):
+        got.append(True)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    before = signal.signal(signal.SIGTERM, on_term)
     try:
-        return tuner.fit()
+        return tuner.fit(), bool(got)
     finally:
         signal.signal(signal.SIGTERM, before)
 
@@ -308,7 +319,7 @@ def _new_tuner(space, name, opts, trainable, storage, stopped, run_name, run_con
         todo = target - done
         if todo <= 0:
             log(f"sweep: {done} of {target} trials done; --num-samples N (N > {done}) extends the sweep")
-            return None
+            return None, 0
         metric = space.metrics if space.multi_objective else space.metrics[0]
         mode = space.modes if space.multi_objective else space.modes[0]
         search = Search(space=space.sample, metric=metric, mode=mode, sampler=space.optuna_sampler(),
@@ -321,11 +332,13 @@ def _new_tuner(space, name, opts, trainable, storage, stopped, run_name, run_con
                                       reuse_actors=False)
         param_space = None
         log(f"sweep: {todo} trial(s) ({done} done before), {space.algorithm} on {metric}")
+        expected = todo
     else:
         tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency,
                                       time_budget_s=budget.time_budget_s, metric=space.metrics[0],
                                       mode=space.modes[0])
         param_space = space.tune_param_space()
         log(f"sweep: {space.num_trials} grid trial(s)")
+        expected = space.num_trials
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
-                      run_config=tune.RunConfig(name=run_name, **run_config))
+                      run_config=tune.RunConfig(name=run_name, **run_config)), expected
