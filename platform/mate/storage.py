@@ -9,8 +9,11 @@ published from the machine that holds the key).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 from mate.errors import UserError
@@ -31,6 +34,17 @@ class Storage:
             raise UserError(f"--storage {uri}: not a storage URI pyarrow can open ({exc})") from None
         self.root = self.root.rstrip("/")
         self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
+
+    @classmethod
+    def on(cls, fs, root: str) -> Storage:
+        """A root on a filesystem someone already opened (Tune's `trial.storage`: its filesystem and trial path)."""
+        import pyarrow.fs as pafs
+
+        self = cls.__new__(cls)
+        self.fs, self.root = fs, root.rstrip("/")
+        self.is_local = isinstance(fs, pafs.LocalFileSystem)
+        self.uri = self.root if self.is_local else f"{fs.type_name}://{self.root}"
+        return self
 
     def __repr__(self) -> str:
         return f"Storage({self.uri!r})"
@@ -84,19 +98,23 @@ class Storage:
         infos = self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
         return sorted(i.path[len(base) + 1:] for i in infos if i.type == pafs.FileType.File)
 
-    def write_bytes(self, rel: str, data: bytes) -> None:
-        """Whole or absent: written under a temporary name and moved into place (S3 objects appear whole anyway)."""
+    @contextlib.contextmanager
+    def _landing(self, rel: str) -> Iterator[str]:
+        """Where to write `rel` so it appears whole or not at all: a temporary name moved into place on a local or
+        NFS path, the object itself on S3 (objects appear whole anyway)."""
         target = self.path(rel)
-        parent = target.rsplit("/", 1)[0]
-        if self.is_local:
-            self.fs.create_dir(parent, recursive=True)
-            tmp = f"{parent}/.{target.rsplit('/', 1)[1]}.{uuid.uuid4().hex[:8]}.tmp"
-            with self.fs.open_output_stream(tmp) as f:
-                f.write(data)
-            self.fs.move(tmp, target)
-        else:
-            with self.fs.open_output_stream(target) as f:
-                f.write(data)
+        if not self.is_local:
+            yield target
+            return
+        parent, name = target.rsplit("/", 1)
+        self.fs.create_dir(parent, recursive=True)
+        tmp = f"{parent}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
+        yield tmp
+        self.fs.move(tmp, target)
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        with self._landing(rel) as target, self.fs.open_output_stream(target) as f:
+            f.write(data)
 
     def read_bytes(self, rel: str) -> bytes:
         with self.fs.open_input_stream(self.path(rel)) as f:
@@ -112,35 +130,23 @@ class Storage:
         """A local file or folder to `rel` (files are streamed: a pack of several GB never sits in memory)."""
         import pyarrow.fs as pafs
 
-        local = Path(local)
+        local = Path(local).resolve()
+        copy = partial(pafs.copy_files, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.fs)
         if local.is_dir():
             self.fs.create_dir(self.path(rel), recursive=True)
-            pafs.copy_files(str(local.resolve()), self.path(rel), source_filesystem=pafs.LocalFileSystem(),
-                            destination_filesystem=self.fs)
+            copy(str(local), self.path(rel))
             return
-        if self.is_local:
-            self.fs.create_dir(self.path(rel).rsplit("/", 1)[0], recursive=True)
-            tmp = f"{self.path(rel)}.{uuid.uuid4().hex[:8]}.tmp"
-            pafs.copy_files(str(local.resolve()), tmp, source_filesystem=pafs.LocalFileSystem(),
-                            destination_filesystem=self.fs)
-            self.fs.move(tmp, self.path(rel))
-        else:
-            pafs.copy_files(str(local.resolve()), self.path(rel), source_filesystem=pafs.LocalFileSystem(),
-                            destination_filesystem=self.fs)
+        with self._landing(rel) as target:
+            copy(str(local), target)
 
     def download(self, rel: str, local: str | os.PathLike) -> Path:
         """`rel` (a file or a folder) to the local path `local`."""
         import pyarrow.fs as pafs
 
         local = Path(local)
-        local.parent.mkdir(parents=True, exist_ok=True)
-        if self.is_file(rel):
-            pafs.copy_files(self.path(rel), str(local), source_filesystem=self.fs,
-                            destination_filesystem=pafs.LocalFileSystem())
-        else:
-            local.mkdir(parents=True, exist_ok=True)
-            pafs.copy_files(self.path(rel), str(local), source_filesystem=self.fs,
-                            destination_filesystem=pafs.LocalFileSystem())
+        (local.parent if self.is_file(rel) else local).mkdir(parents=True, exist_ok=True)
+        pafs.copy_files(self.path(rel), str(local), source_filesystem=self.fs,
+                        destination_filesystem=pafs.LocalFileSystem())
         return local
 
 

@@ -89,19 +89,14 @@ class MlflowSweepCallback(tune.Callback):
 def _download_run(trial, local: Path) -> bool:
     """The trial's `run/` folder from the sweep's storage (Tune syncs it there with each checkpoint), without the
     generator checkpoints, which are not artifacts."""
-    import pyarrow.fs as pafs
+    from mate.storage import Storage
 
-    storage = getattr(trial, "storage", None)
-    if storage is None:
+    if getattr(trial, "storage", None) is None:
         return False
-    fs, base = storage.storage_filesystem, f"{storage.trial_fs_path}/run"
-    infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-    wanted = [i.path for i in infos if i.type == pafs.FileType.File
-              and i.path[len(base) + 1:].split("/")[0] in (*ARTIFACT_FILES, *ARTIFACT_DIRS)]
-    for path in wanted:
-        target = local / path[len(base) + 1:]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        pafs.copy_files(path, str(target), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+    run = Storage.on(trial.storage.storage_filesystem, f"{trial.storage.trial_fs_path}/run")
+    wanted = [rel for rel in run.list_files("") if rel.split("/")[0] in (*ARTIFACT_FILES, *ARTIFACT_DIRS)]
+    for rel in wanted:
+        run.download(rel, local / rel)
     return bool(wanted)
 
 

@@ -62,18 +62,18 @@ def _pruning_classes():
             self.stopped = stopped
 
         def on_trial_complete(self, trial_id, result=None, error=False):
-            if trial_id in self._ot_trials and trial_id not in self._completed_trials and self._told(trial_id):
-                # a driver killed after telling Optuna but before Tune saved its state: the restored trial ran
-                # again (from its checkpoint); Optuna keeps its first answer
-                self._completed_trials.add(trial_id)
-                return
-            if trial_id not in self._completed_trials and trial_id in self._ot_trials and (
-                    error or trial_id in self.stopped):
-                # an errored trial is FAIL even when it reported epochs before (Ray would tell its last value)
-                state = TrialState.FAIL if error else TrialState.PRUNED
-                self._ot_study.tell(self._ot_trials[trial_id], None, state=state)
-                self._completed_trials.add(trial_id)
-                return
+            if trial_id in self._ot_trials and trial_id not in self._completed_trials:
+                if self._told(trial_id):
+                    # a driver killed after telling Optuna but before Tune saved its state: the restored trial
+                    # ran again (from its checkpoint); Optuna keeps its first answer
+                    self._completed_trials.add(trial_id)
+                    return
+                if error or trial_id in self.stopped:
+                    # an errored trial is FAIL even when it reported epochs before (Ray would tell its last value)
+                    state = TrialState.FAIL if error else TrialState.PRUNED
+                    self._ot_study.tell(self._ot_trials[trial_id], None, state=state)
+                    self._completed_trials.add(trial_id)
+                    return
             super().on_trial_complete(trial_id, result, error)
 
         def _told(self, trial_id) -> bool:
@@ -91,15 +91,19 @@ def _runs(store, tune_rel: str) -> list[str]:
 def check_inputs(opts: SweepOptions):
     """Bad input is one clear message before Ray starts or any trial runs: a storage that cannot be written, a
     dataset that is not there. Returns the sweep's Storage (the workspace's `sweeps/` folder when none is given)."""
-    from mate.storage import Storage, is_uri
+    from mate.storage import Storage
+    from mate.sweep.prepare import check_data
 
-    if opts.data and not is_uri(opts.data) and not Path(opts.data).expanduser().is_dir():
-        raise UserError(f"--data {opts.data}: no such dataset folder")
-    if opts.data and is_uri(opts.data) and not Storage(opts.data).exists(""):
-        raise UserError(f"--data {opts.data}: nothing there (expected a dataset folder in the HumanML3D layout)")
+    if opts.data:
+        check_data(opts.data)
     store = Storage(opts.storage or Path(opts.workspace).resolve() / "sweeps")
     store.check_writable()
     return store
+
+
+def _unreachable(address: str, why: str) -> UserError:
+    return UserError(f"--address {address}: no Ray cluster reachable there ({why}); start one (ray start --head / "
+                     "ray up) or leave --address out for a local Ray")
 
 
 def probe(address: str) -> None:
@@ -112,8 +116,7 @@ def probe(address: str) -> None:
     try:
         socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
     except OSError as exc:
-        raise UserError(f"--address {address}: no Ray cluster reachable there ({exc.strerror or exc}); start one "
-                        "(ray start --head / ray up) or leave --address out for a local Ray") from None
+        raise _unreachable(address, exc.strerror or str(exc)) from None
 
 
 def connect(address: str | None, shared_storage: bool) -> None:
@@ -132,8 +135,7 @@ def connect(address: str | None, shared_storage: bool) -> None:
     try:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, runtime_env=env)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise UserError(f"--address {address}: no Ray cluster reachable there ({str(exc).splitlines()[0][:200]}); "
-                        "start one (ray start --head / ray up) or leave --address out for a local Ray") from None
+        raise _unreachable(address, str(exc).splitlines()[0][:200]) from None
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     if len(nodes) > 1 and not shared_storage:
         ray.shutdown()

@@ -30,14 +30,22 @@ def prepare(space, workspace: str | Path, data: str | None = None, *, storage=No
     if storage is not None:
         pull_segments(storage, Path(workspace), log)
     with recording() as used:
-        pinned = _prepare(space, workspace, data, progress=progress, log=log)
+        pinned, dataset_hash = _prepare(space, workspace, data, progress=progress, log=log)
     if storage is None:
         return pinned, None
-    from mate.data.pack import open_pack
     from mate.sweep.nodes import publish
 
-    pack = open_pack(pinned["data.dir"], workspace, progress=False)
-    return pinned, publish(storage, Path(workspace), used, pinned["data.dir"], pack.content_hash, log=log)
+    return pinned, publish(storage, Path(workspace), used, pinned["data.dir"], dataset_hash, log=log)
+
+
+def check_data(data: str) -> None:
+    """`--data` names something: a folder, or a URI with objects under it (checked before Ray starts)."""
+    from mate.storage import Storage
+
+    if not is_uri(data) and not Path(data).expanduser().is_dir():
+        raise UserError(f"--data {data}: no such dataset folder")
+    if is_uri(data) and not Storage(data).exists(""):
+        raise UserError(f"--data {data}: nothing there (expected a dataset folder in the HumanML3D layout)")
 
 
 def pull_segments(storage, workspace: Path, log: Callable[[str], None] = print) -> None:
@@ -52,7 +60,7 @@ def pull_segments(storage, workspace: Path, log: Callable[[str], None] = print) 
 
 
 def _prepare(space, workspace: str | Path, data: str | None, *, progress: bool,
-             log: Callable[[str], None]) -> dict[str, Any]:
+             log: Callable[[str], None]) -> tuple[dict[str, Any], str]:
     from mate.align.localize import localize
     from mate.config import resolve
     from mate.data.pack import open_pack
@@ -86,7 +94,7 @@ def _prepare(space, workspace: str | Path, data: str | None, *, progress: bool,
             localize(pack, encoder, cfg, workspace, splits=("train", "val", "test"), progress=progress)
     frozen_features(encoder, all_captions(pack), workspace, progress=progress)
     log(f"prepare: done in {time.perf_counter() - start:.0f} s")
-    return pinned
+    return pinned, pack.content_hash
 
 
 def download_dataset(uri: str, workspace: Path, log: Callable[[str], None] = print) -> Path:
@@ -94,9 +102,7 @@ def download_dataset(uri: str, workspace: Path, log: Callable[[str], None] = pri
     from mate.cache import content_hash, get_or_build
     from mate.storage import Storage
 
-    storage = Storage(uri)
-    if not storage.exists(""):
-        raise UserError(f"--data {uri}: nothing there (expected a dataset folder in the HumanML3D layout)")
+    storage = Storage(uri)  # the driver's check_data found objects there before Ray started
 
     def build(tmp: Path) -> None:
         log(f"prepare: downloading the dataset from {uri}")

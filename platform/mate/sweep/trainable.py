@@ -34,6 +34,7 @@ def trial_function(config: Mapping[str, Any], *, space, workspace: str, pinned: 
     import ray
     from ray import tune
 
+    import mate
     from mate.pipeline import run_trial
     from mate.sweep.gpu import GpuMonitor, is_oom, limit_memory, oom_message
     from mate.sweep.nodes import fetch
@@ -57,8 +58,6 @@ def trial_function(config: Mapping[str, Any], *, space, workspace: str, pinned: 
         # evidence for DESIGN 5's rule that trials never talk to MLflow (the driver's callback is the only writer);
         # written before the report: a scheduler may stop the trial inside it
         out.mkdir(parents=True, exist_ok=True)
-        import mate
-
         (out / "process.json").write_text(json.dumps({
             "pid": os.getpid(), "mlflow_imported": "mlflow" in sys.modules, "mate_file": mate.__file__,
             "node_id": ray.get_runtime_context().get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
