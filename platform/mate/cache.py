@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
@@ -142,12 +143,16 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 _recorders: list[set[Path]] = []
+_building = threading.local()  # .depth: inside how many builds this thread is (what a build reads is its input)
 
 
 @contextlib.contextmanager
 def recording() -> Iterator[set[Path]]:
     """Collects every cache entry used inside the block, built or found: what a stage needs, so that exactly that
-    can be shipped to other machines (the prepare stage on a cluster)."""
+    can be shipped to other machines (the prepare stage on a cluster).
+
+    Entries read only while building another entry are left out: a second run finds the built entry and never
+    reads them, and the set must be the same on both runs (it keys the shipped bundle)."""
     seen: set[Path] = set()
     _recorders.append(seen)
     try:
@@ -158,6 +163,8 @@ def recording() -> Iterator[set[Path]]:
 
 def note(path: str | os.PathLike) -> None:
     """Tell an active `recording()` about an entry read without `get_or_build` (an alias, a peeked folder)."""
+    if getattr(_building, "depth", 0):
+        return
     for seen in _recorders:
         seen.add(Path(path))
 
@@ -183,7 +190,11 @@ def get_or_build(path: str | os.PathLike, build: Callable[[Path], None], exists:
         elif tmp.exists():
             tmp.unlink()
         try:
-            build(tmp)
+            _building.depth = getattr(_building, "depth", 0) + 1
+            try:
+                build(tmp)
+            finally:
+                _building.depth -= 1
             os.replace(tmp, path)
         except BaseException:
             if tmp.is_dir():

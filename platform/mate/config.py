@@ -139,6 +139,8 @@ _KEYS: list[Key] = [
     # fault injection for tests (DESIGN 4)
     Key("debug.fail_epoch", int, None, "raise an error at this generator epoch (tests of retries)", nullable=True),
     Key("debug.nan_epoch", int, None, "make the generator loss NaN at this epoch (tests)", nullable=True),
+    Key("debug.hold_file", str, None, "hold a fresh (not resumed) generator run after its first epoch until this "
+        "file exists (tests that stop a sweep mid-way)", nullable=True),
 ]
 KEYS: dict[str, Key] = {k.name: k for k in _KEYS}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -31,6 +32,7 @@ search:
 objective: {metric: val/eval/r_precision_top3, mode: max}
 budget: {num_samples: 4, max_epochs: 8, grace_period: 8, cpus_per_trial: 1, gpus_per_trial: 0.5, max_concurrent: 4}
 """
+HOLD = "constants: {{debug.hold_file: {}}}\n"  # the first job's trials wait after one epoch: the stop lands mid-way
 
 
 def free_port() -> int:
@@ -122,14 +124,15 @@ def s3_keys(servers, prefix: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def swept(cluster, servers, tiny_corpus, tmp_path_factory):
-    """The sweep submitted as a job, stopped once its first checkpoint is in the bucket, submitted again."""
+    """The sweep submitted as a job, stopped once its first checkpoint is in the bucket, submitted again (fresh
+    trials of the first job are held after their first epoch until then)."""
     root = tmp_path_factory.mktemp("job")
-    space = root / "cluster.yaml"
-    space.write_text(SPACE)
+    space, released = root / "cluster.yaml", root / "released"
+    space.write_text(SPACE + HOLD.format(released))
     ws = root / "head-ws"
     first = submit(cluster, servers, space, ws, tiny_corpus, wait=False)
     assert first.returncode == 0, first.stderr
-    job_id = next(w for line in first.stdout.splitlines() for w in line.split() if w.startswith("raysubmit_"))
+    job_id = re.search(r"raysubmit_[A-Za-z0-9]+", first.stdout).group(0)  # the CLI wraps it in ANSI codes
     deadline = time.time() + 300
     while not any("/checkpoint_" in k for k in s3_keys(servers, "mate/clustersweep/tune/")):
         if time.time() > deadline:
@@ -137,9 +140,15 @@ def swept(cluster, servers, tiny_corpus, tmp_path_factory):
                                   env=cluster["env"], capture_output=True, text=True, timeout=60)
             pytest.fail(f"no checkpoint reached the bucket; the job said:\n{logs.stdout[-5000:]}")
         time.sleep(0.5)
-    subprocess.run([str(BIN / "ray"), "job", "stop", "--address", cluster["address"], job_id], env=cluster["env"],
-                   capture_output=True, timeout=120)
+    stop = subprocess.run([str(BIN / "ray"), "job", "stop", "--address", cluster["address"], job_id],
+                          env=cluster["env"], capture_output=True, text=True, timeout=120)
+    assert stop.returncode == 0, stop.stdout[-2000:] + stop.stderr[-2000:]
+    released.touch()
+    logs = subprocess.run([str(BIN / "ray"), "job", "logs", "--address", cluster["address"], job_id],
+                          env=cluster["env"], capture_output=True, text=True, timeout=60)
+    (root / "first-job.log").write_text(logs.stdout + logs.stderr)  # for a failure's post-mortem
     second = submit(cluster, servers, space, ws, tiny_corpus)
+    (root / "second-job.log").write_text(second.stdout + second.stderr)
     return {"second": second, "ws": ws}
 
 
@@ -161,7 +170,7 @@ def test_runs_land_in_the_mlflow_server_once_each(swept, servers):
     runs = client.search_runs([exp.experiment_id])
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(children) == 4 and len({r.data.tags["trial_id"] for r in children}) == 4
-    assert all(r.info.status == "FINISHED" for r in runs)
+    assert all(r.info.status == "FINISHED" for r in runs), [(r.data.tags.get("trial_id"), r.info.status) for r in runs]
     assert all("val/eval/r_precision_top3" in r.data.metrics for r in children)
 
 

@@ -13,7 +13,7 @@ from mate.cache import get_or_build, recording
 from mate.data.pack import open_pack
 from mate.errors import UserError
 from mate.storage import Storage
-from mate.sweep.nodes import fetch, fetch_count, publish
+from mate.sweep.nodes import bundle_key, fetch, fetch_count, publish
 
 
 def test_a_storage_that_cannot_be_written_is_one_clear_message(tmp_path):
@@ -81,3 +81,22 @@ def test_segmentations_published_by_mate_segment_reach_a_fresh_driver_workspace(
     pull_segments(Storage(shared), head, log=lambda s: None)
     for rel in mine:
         assert (head / rel).read_bytes() == (tmp_path / "laptop" / rel).read_bytes()
+
+
+def test_what_a_build_reads_is_not_a_need_so_a_rerun_ships_the_same_bundle(tmp_path):
+    """The bundle's key is the set of entries the prepare stage used: an entry read only while building another
+    (text features an evaluator trains on) is not read on a rerun, so counting it would give the rerun a second key
+    and every node a second download."""
+    ws = tmp_path / "ws"
+
+    def evaluator(tmp):
+        get_or_build(ws / "cache" / "text" / "train-features", lambda t: t.write_text("f"))
+        tmp.write_text("weights")
+
+    runs = []
+    for _ in range(2):
+        with recording() as used:
+            get_or_build(ws / "cache" / "evaluators" / "e", evaluator)
+            get_or_build(ws / "cache" / "text" / "scored", lambda t: t.write_text("g"))
+        runs.append(bundle_key(ws, used, "h"))
+    assert runs[0] == runs[1] and runs[0][1] == ["cache/evaluators/e", "cache/text/scored"]

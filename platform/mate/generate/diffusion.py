@@ -30,7 +30,8 @@ from .schedule import CosineSchedule
 from .text import TextBatch, TextFeatures
 
 CHECKPOINT = "gen.pt"
-CONFIG_KEYS = (*(k for k in KEYS if k.startswith("gen.")), "eval.sampler_steps", "debug.nan_epoch", "debug.fail_epoch")
+CONFIG_KEYS = (*(k for k in KEYS if k.startswith("gen.")), "eval.sampler_steps", "debug.nan_epoch", "debug.fail_epoch",
+               "debug.hold_file")
 DIVERGED = 1e3  # an epoch's loss this many times the first epoch's ends the run
 
 
@@ -113,6 +114,7 @@ class DiffusionGenerator(Generator):
 
         `debug.nan_epoch`/`debug.fail_epoch` count epochs the same way; the injected failure happens only in a run
         that did not resume from a checkpoint, so a retry from the last checkpoint succeeds (a transient fault).
+        `debug.hold_file` likewise holds only a fresh run: a stop lands mid-sweep however fast the machine is.
         """
         c = self.cfg
         if data.pack.dim != self.motion_dim:
@@ -140,6 +142,8 @@ class DiffusionGenerator(Generator):
             number = epoch + 1
             if c["debug.fail_epoch"] == number and not resumed:
                 raise RuntimeError(f"debug.fail_epoch={number}: injected failure at generator epoch {number}")
+            while number > 1 and not resumed and c["debug.hold_file"] and not Path(c["debug.hold_file"]).exists():
+                time.sleep(0.2)
             t0 = time.perf_counter()
             data.set_epoch(epoch)
             self.net.train()

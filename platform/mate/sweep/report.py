@@ -26,6 +26,12 @@ def _last_result(trial_dir: Path) -> dict[str, Any]:
     return last
 
 
+def _trial_id(dirname: str) -> str:
+    """Tune names a trial folder `<trainable>_<trial id>_<n>_<params>_<date>`; our trainable is `trial_function`."""
+    parts = dirname.removeprefix("trial_function_").split("_")
+    return parts[0] if dirname.startswith("trial_function_") and parts[0] else dirname
+
+
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per trial: its id, params, status, last val objective values and (finished trials) test figures."""
     rows = []
@@ -35,10 +41,10 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         last = _last_result(trial_dir)
         run = trial_dir / "run"
         finished = (run / "metrics.json").is_file()
-        row = {"trial": last.get("trial_id", trial_dir.name),
+        failed = (trial_dir / "error.txt").is_file()
+        row = {"trial": last.get("trial_id", _trial_id(trial_dir.name)),
                "tune_run": trial_dir.parent.name, "params": params, "last": last, "run_dir": str(run),
-               "status": "finished" if finished else ("failed" if (trial_dir / "error.txt").is_file() or not last
-                                                      else "stopped")}
+               "status": "finished" if finished else "failed" if failed else "stopped" if last else "no result"}
         if finished:
             row["metrics"] = json.loads((run / "metrics.json").read_text())
             row["config"] = json.loads((run / "run.json").read_text())["config"]
