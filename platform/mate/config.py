@@ -128,6 +128,10 @@ _KEYS: list[Key] = [
     Key("gen.heads", int, 4, "attention heads"),
     Key("gen.dropout", float, 0.1, "dropout inside the transformer"),
     Key("gen.diffusion_steps", int, 1000, "diffusion timesteps of training (cosine schedule)"),
+    Key("gen.w_vel", float, 0.0, "weight of the joint-velocity loss (MDM's geometric loss: predicted vs real joint "
+        "velocities, m/s, recovered from the features)"),
+    Key("gen.w_foot", float, 0.0, "weight of the foot-contact loss (MDM's: speed of the feet, m/s, in the frames the "
+        "real clip marks as contacts; what keeps the root velocity and the legs consistent)"),
     Key("gen.cond_drop", float, 0.1, "probability of dropping the text during training (classifier-free guidance)"),
     Key("gen.guidance", float, 2.5, "classifier-free guidance scale when sampling (1: no guidance)"),
     Key("gen.lr", float, 1e-4, "AdamW learning rate"),

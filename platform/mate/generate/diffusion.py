@@ -1,7 +1,10 @@
 """MDM-style text-to-motion diffusion (Tevet et al. 2023): the network predicts clean motion x0 from noisy motion.
 
 Training: a cosine schedule over `gen.diffusion_steps`, the text dropped with probability `gen.cond_drop` (so one
-network is also the unconditional model of classifier-free guidance), a loss on real rows only. Sampling: DDIM with
+network is also the unconditional model of classifier-free guidance), a loss on real rows only. Optional geometric
+losses on the joints recovered from the predicted features (`gen.w_vel`, `gen.w_foot`, MDM's velocity and
+foot-contact losses): the feature loss alone treats the root velocity and the legs as independent channels, so
+feet slide where a real clip plants them. Sampling: DDIM with
 eta 0 over `steps` (default `eval.sampler_steps`) and guidance scale `gen.guidance`, deterministic given the seed.
 Reproducibility across kills: every epoch re-seeds its RNGs from (gen.seed, epoch) and draws its batches from the
 same pair, so a run resumed from the checkpoint of epoch e repeats exactly what the uninterrupted run did after e;
@@ -22,6 +25,8 @@ import torch
 
 from mate.config import KEYS, ConfigError, derive_seed
 from mate.data.dataset import MotionDataset, collate
+from mate.data.features import features_to_joints
+from mate.data.skeleton import skeleton_for_dim
 from mate.errors import UserError
 
 from .base import FORMAT, Generator, OnEpoch, check_text_dims, default_device, epoch_batches, save_torch, stage_seed
@@ -64,6 +69,7 @@ class DiffusionGenerator(Generator):
         self._forward = torch.compile(self.net, dynamic=True) if compile and cuda else self.net
         self.text: TextFeatures | None = None
         self.history: list[dict] = []
+        self._norm: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, std) of the features: set by fit
 
     # -- pieces ---------------------------------------------------------------------------------------------------
     def _autocast(self):
@@ -84,7 +90,31 @@ class DiffusionGenerator(Generator):
         with self._autocast():
             pred = self._forward(x_t, t, frames, self.net.condition(text, drop)).float()
         weight = frames[..., None].to(pred.dtype)
-        return ((pred - x0) ** 2 * weight).sum() / (weight.sum() * x0.shape[-1]).clamp(min=1)
+        loss = ((pred - x0) ** 2 * weight).sum() / (weight.sum() * x0.shape[-1]).clamp(min=1)
+        if self.cfg["gen.w_vel"] or self.cfg["gen.w_foot"]:
+            vel, foot = self.geometric_losses(pred, x0, frames)
+            loss = loss + self.cfg["gen.w_vel"] * vel + self.cfg["gen.w_foot"] * foot
+        return loss
+
+    def geometric_losses(self, pred: torch.Tensor, x0: torch.Tensor, frames: torch.Tensor):
+        """(velocity, foot contact) losses in (m/s)^2 on joints recovered from normalised features: the mean squared
+        error of every joint's velocity, and the mean squared speed of the ankles and toes over the frame pairs in
+        which the real clip flags them as contacts."""
+        if self._norm is None:
+            raise RuntimeError("geometric losses need the features' mean and std (set by fit)")
+        mean, std = self._norm
+        sk = skeleton_for_dim(self.motion_dim)
+        raw_pred, raw_true = pred * std + mean, x0 * std + mean
+        v_pred = torch.diff(features_to_joints(raw_pred, sk), dim=1) * sk.fps  # (B, T-1, J, 3)
+        v_true = torch.diff(features_to_joints(raw_true, sk), dim=1) * sk.fps
+        pairs = (frames[:, 1:] & frames[:, :-1]).to(pred.dtype)  # (B, T-1)
+        vel = (((v_pred - v_true) ** 2).sum(-1).mean(-1) * pairs).sum() / pairs.sum().clamp(min=1)
+        feet = [*sk.feet_left, *sk.feet_right]  # the order of the four contact channels
+        contact = raw_true[..., sk.feature_slices()["contacts"]] > 0.5  # (B, T, 4)
+        both = contact[:, :-1].to(pred.dtype) * pairs[..., None]  # frame t's flag is about t -> t+1
+        speed2 = (v_pred[:, :, feet] ** 2).sum(-1)  # (B, T-1, 4)
+        foot = (speed2 * both).sum() / both.sum().clamp(min=1)
+        return vel, foot
 
     def denoise(self, x: torch.Tensor, t: torch.Tensor, frames: torch.Tensor, cond: Condition,
                 null: Condition | None, scale: float) -> torch.Tensor:
@@ -123,6 +153,8 @@ class DiffusionGenerator(Generator):
             raise UserError(f"no training items in split '{data.split}'")
         check_text_dims(text, self.text_dims)
         self.text = text
+        self._norm = (torch.as_tensor(np.asarray(data.pack.mean), dtype=torch.float32, device=self.device),
+                      torch.as_tensor(np.asarray(data.pack.std), dtype=torch.float32, device=self.device))
         opt = torch.optim.AdamW(self.net.parameters(), lr=c["gen.lr"], weight_decay=0.0)
         start, history, spent, stopped, resumed = 0, [], 0.0, False, False
         if resume_dir is not None and (Path(resume_dir) / CHECKPOINT).is_file():
