@@ -78,6 +78,26 @@ def test_a_kill_between_the_checkpoint_and_its_val_scoring_loses_no_epoch(first,
     assert resumed["eval/fid"] == pytest.approx(metrics["eval/fid"], rel=1e-5)
 
 
+def test_a_trial_resumed_on_another_node_takes_its_rows_from_the_checkpoint(first, tiny_corpus, ws, tmp_path):
+    """A restored sweep may place a trial on a node whose cache never saw its alignment: the checkpoint carries the
+    rows, so the resume skips the align stage and conditions on exactly the rows the first node trained."""
+    metrics, _, _, out = first
+    node = tmp_path / "other-node"
+    shutil.copytree(ws / "cache", node / "cache", ignore=shutil.ignore_patterns("align"))  # its prepare outputs only
+    cut = tmp_path / "run"
+    shutil.copytree(out, cut)
+    (cut / "metrics.json").unlink()
+    lines = []
+    resumed = run_trial(cfg(tiny_corpus), None, resume_dir=cut / "checkpoint", workspace=node, out=cut,
+                        log=lines.append)
+    assert any(x.startswith("align: the rows from the checkpoint") for x in lines), lines
+    assert not any(x.startswith("align: training") for x in lines)
+    rows = list((node / "cache" / "align").glob("*/aligned_rows.safetensors"))
+    assert len(rows) == 1 and rows[0].read_bytes() == (out / "aligned_rows.safetensors").read_bytes()
+    assert resumed["align/pair_margin_turn"] == metrics["align/pair_margin_turn"]
+    assert resumed["eval/fid"] == pytest.approx(metrics["eval/fid"], rel=1e-5)
+
+
 def test_a_generator_only_change_reuses_the_alignment(first, tiny_corpus, ws):
     metrics, _, lines, _ = first
     other = []

@@ -23,6 +23,7 @@ from mate.errors import UserError
 
 Report = Callable[[dict, "Path | None"], None]
 HISTORY = "history.jsonl"  # one line per generator epoch: what `report` was given
+CHECKPOINT_ALIGN = "align"  # the aligned rows inside a trial checkpoint, so a resume on another machine skips them
 ALIGN_STAGE_VERSION = 1
 # keys that never change what the alignment learns (how the LLM is reached, how a crop is drawn for the generator)
 _ALIGN_IGNORES = ("segment.concurrency", "segment.max_retries", "segment.timeout", "segment.api_key_env",
@@ -55,16 +56,27 @@ def align_key(cfg: Config, dataset_hash: str, encoder_hash: str) -> str:
                          "dataset": dataset_hash, "encoder": encoder_hash, "version": ALIGN_STAGE_VERSION})
 
 
-def align_stage(t: Trial, data_dir: Path, pack, encoder) -> Path | None:
-    """The aligned rows (a cached stage folder), or None for the baseline (`align.enabled=false`)."""
+def align_stage(t: Trial, data_dir: Path, pack, encoder, resume_dir: str | Path | None = None) -> Path | None:
+    """The aligned rows (a cached stage folder), or None for the baseline (`align.enabled=false`).
+
+    A trial resumed from a checkpoint takes the rows the checkpoint carries (`CHECKPOINT_ALIGN`, same key) instead
+    of training them again: a restored sweep often puts a trial on another node, whose cache never saw them."""
     if not t.cfg["align.enabled"]:
         return None
     from mate.align.run import run_align
 
     folder = t.workspace / "cache" / "align" / align_key(t.cfg, pack.content_hash, encoder.folder_hash)
+    carried = Path(resume_dir) / CHECKPOINT_ALIGN if resume_dir else None
+    if carried is not None and not ((carried / "metrics.json").is_file()
+                                    and (carried / "key").is_file() and (carried / "key").read_text() == folder.name):
+        carried = None
     built = []
 
     def build(tmp: Path) -> None:
+        if carried is not None:
+            t.log(f"align: the rows from the checkpoint ({folder.name})")
+            shutil.copytree(carried, tmp, ignore=shutil.ignore_patterns("key"))
+            return
         t.log(f"align: training the rows ({folder.name})")
         metrics = run_align(t.cfg, data_dir, t.workspace, tmp, progress=t.progress, log=t.log)
         shutil.rmtree(tmp / "checkpoint", ignore_errors=True)  # the stage is whole or absent: no resume inside it
@@ -77,6 +89,15 @@ def align_stage(t: Trial, data_dir: Path, pack, encoder) -> Path | None:
     t.metrics.update(json.loads((folder / "metrics.json").read_text()))
     t.info["align_dir"] = str(folder)
     return folder
+
+
+def carry_rows(rows_dir: Path, checkpoint: Path) -> None:
+    """Put the aligned rows (small: the motion words' rows) into the checkpoint folder, with their cache key."""
+    dest = checkpoint / CHECKPOINT_ALIGN
+    if not (dest / "key").is_file() or (dest / "key").read_text() != rows_dir.name:
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(rows_dir, dest, ignore=shutil.ignore_patterns("plots"))
+        (dest / "key").write_text(rows_dir.name)
 
 
 def _sampler(gen, pack, steps: int):
@@ -128,7 +149,7 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
 
     # 2. align (cached), 3. the encoder the generator reads, its features computed once per (rows, dataset)
     t0 = time.perf_counter()
-    rows_dir = align_stage(t, data_dir, pack, base)
+    rows_dir = align_stage(t, data_dir, pack, base, resume_dir)
     t.metrics["cost/align_seconds"] = time.perf_counter() - t0
     encoder = AlignedRows.load(rows_dir).apply_to(base) if rows_dir else base
     text = EncoderFeatures(encoder, frozen_features(encoder, all_captions(pack), workspace, progress=progress))
@@ -140,6 +161,8 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     train = MotionDataset(pack, "train", random_crop=cfg["data.random_crop"], seed=cfg.seed_for("data"))
     eval_seed = cfg.seed_for("eval")
     ckpt = out / "checkpoint"
+    if rows_dir:
+        carry_rows(rows_dir, ckpt)
 
     def finish(metrics: dict) -> None:
         """Test evaluation and artifacts. Runs inside the last epoch's report, so that report (the one a scheduler

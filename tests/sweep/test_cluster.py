@@ -30,7 +30,7 @@ search:
   align.sigma_scale: {loguniform: [0.25, 4.0]}
   gen.lr: {loguniform: [1.0e-4, 1.0e-2]}
 objective: {metric: val/eval/r_precision_top3, mode: max}
-budget: {num_samples: 4, max_epochs: 8, grace_period: 8, cpus_per_trial: 1, gpus_per_trial: 0.5, max_concurrent: 4}
+budget: {num_samples: 4, max_epochs: 4, grace_period: 4, cpus_per_trial: 1, gpus_per_trial: 0.5, max_concurrent: 4}
 """
 HOLD = "constants: {{debug.hold_file: {}}}\n"  # the first job's trials wait after one epoch: the stop lands mid-way
 
