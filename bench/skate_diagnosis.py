@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     guidance, steps = run.cfg["gen.guidance"], run.cfg["eval.sampler_steps"]
     gen = sample()
     rows = ["| samples | probe/foot_skate (m/s) | probe/jitter (m/s^3) | mean root step (m/frame) |",
-            "|---|---:|---:|---:|", _row("real clips", real), _row(f"generated (guidance {guidance}, {steps} steps)", gen)]
+            "|---|---:|---:|---:|", _row("real clips", real),
+            _row(f"generated (guidance {guidance}, {steps} steps)", gen)]
     rows += [_row(f"generated, smoothed over time (sigma {s} frames)", [gaussian_smooth(m, s) for m in gen])
              for s in (1.0, 2.0)]
     rows += [_row(f"generated, guidance {g}", sample(guidance=g)) for g in (1.0, 1.5) if g != guidance]
