@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mate.cli import main
+from mate.generate.cleanup import lock_feet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -93,8 +94,17 @@ def test_previews_and_sample(killed_and_resumed, capsys):
     assert main(["sample", "--run", str(r["out"]), "--text", "a person turns clockwise", "--length", "24",
                  "--n", "2", "--out", str(r["root"] / "s2.npy")]) == 0
     assert np.array_equal(np.load(r["root"] / "s2.npy"), x)  # a seed gives the same motion
+    locked = r["root"] / "locked.npy"
+    assert main(["sample", "--run", str(r["out"]), "--text", "a person turns clockwise", "--length", "24",
+                 "--n", "2", "--foot-lock", "--smooth", "1", "--out", str(locked)]) == 0
+    y = np.load(locked)
+    assert y.shape == x.shape and not np.allclose(y, x)
+    assert np.array_equal(y[0], lock_feet(x[0], smooth=1.0))  # the same noise, then the run's clean-up
+    assert main(["sample", "--run", str(r["out"]), "--text", "x", "--smooth", "-1", "--out", str(locked)]) == 2
+    assert "gen.smooth" in capsys.readouterr().err
     gif = r["root"] / "s.gif"
-    assert main(["sample", "--run", str(r["out"]), "--text", "a person waves", "--length", "24", "--out", str(gif)]) == 0
+    assert main(["sample", "--run", str(r["out"]), "--text", "a person waves", "--length", "24",
+                 "--out", str(gif)]) == 0
     assert gif.stat().st_size > 1000
     assert main(["sample", "--run", str(r["out"]), "--text", "x", "--out", str(r["root"] / "s.txt")]) == 2
     assert main(["sample", "--run", str(r["root"]), "--text", "x", "--out", str(npy)]) == 2

@@ -29,6 +29,7 @@ class Key:
     doc: str
     choices: tuple | None = None
     nullable: bool = False  # None allowed (e.g. a seed that is derived unless given)
+    min: float | None = None  # smallest value allowed
 
 
 _KEYS: list[Key] = [
@@ -38,7 +39,8 @@ _KEYS: list[Key] = [
     # data
     Key("data.dir", str, None, "dataset folder in the HumanML3D layout; unset: the synthetic corpus in the workspace",
         nullable=True),
-    Key("data.kind", str, "auto", "dataset family (auto: from the feature width)", choices=("auto", "humanml3d", "kit")),
+    Key("data.kind", str, "auto", "dataset family (auto: from the feature width)",
+        choices=("auto", "humanml3d", "kit")),
     Key("data.num_clips", int, 2000, "clips in the synthetic corpus made when data.dir is unset"),
     Key("data.synth_seed", int, 0, "seed of the synthetic corpus (fixed across trials: the data is not a knob)"),
     Key("data.min_len", int, None, "shortest clip kept, in feature rows (unset: 40 HumanML3D, 24 KIT-ML)",
@@ -84,7 +86,8 @@ _KEYS: list[Key] = [
     Key("align.train_rows", bool, True, "false: the frozen-rows control (same heads and schedule, L_sent only)"),
     Key("align.prior", str, "gaussian_full", "localization prior", choices=("none", "binary", "gaussian_segment",
                                                                             "gaussian_full")),
-    Key("align.prior_mode", str, "key_scale", "how the prior enters the attention", choices=("key_scale", "logit_bias")),
+    Key("align.prior_mode", str, "key_scale", "how the prior enters the attention",
+        choices=("key_scale", "logit_bias")),
     Key("align.sigma_scale", float, 1.0, "Gaussian prior width as a multiple of the segment's half-length"),
     Key("align.prior_strength", float, 1.0, "omega: how strongly the prior boosts in-segment frames"),
     Key("align.prototype_vocab", str, "all", "'all' or the N most frequent eligible words that get prototypes"),
@@ -134,6 +137,10 @@ _KEYS: list[Key] = [
         "real clip marks as contacts; what keeps the root velocity and the legs consistent)"),
     Key("gen.cond_drop", float, 0.1, "probability of dropping the text during training (classifier-free guidance)"),
     Key("gen.guidance", float, 2.5, "classifier-free guidance scale when sampling (1: no guidance)"),
+    Key("gen.smooth", float, 0.0, "Gaussian smoothing over time of every sampled motion, sigma in frames (0: none; "
+        "1 brings the bench generator's jitter to the real clips')", min=0.0),
+    Key("gen.foot_lock", bool, False, "foot-lock every sampled motion (mate.generate.cleanup: the root follows the "
+        "planted feet, planted feet held by leg IK); off by default so that metrics score raw samples"),
     Key("gen.lr", float, 1e-4, "AdamW learning rate"),
     Key("gen.batch", int, 64, "training batch"),
     Key("gen.epochs", int, 50, "generator epochs (a report after each)"),
@@ -220,6 +227,8 @@ def check_value(name: str, value: Any, where: str = "") -> Any:
     if spec.choices is not None and value not in spec.choices:
         allowed = ", ".join(map(str, spec.choices))
         raise ConfigError(f"{where}config key '{name}' must be one of {allowed}; got {value!r}")
+    if spec.min is not None and value < spec.min:
+        raise ConfigError(f"{where}config key '{name}' must be at least {spec.min}; got {value!r}")
     return value
 
 

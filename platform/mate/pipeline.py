@@ -100,9 +100,26 @@ def carry_rows(rows_dir: Path, checkpoint: Path) -> None:
         (dest / "key").write_text(rows_dir.name)
 
 
-def _sampler(gen, pack, steps: int):
+def postprocess(cfg: Mapping[str, Any]):
+    """What `gen.smooth` and `gen.foot_lock` do to each raw sampled motion (identity when both are off)."""
+    import numpy as np
+
+    from mate.data.features import gaussian_smooth
+    from mate.generate.cleanup import lock_feet
+
+    smooth, lock = float(cfg["gen.smooth"]), bool(cfg["gen.foot_lock"])
+    if lock:
+        return lambda m: lock_feet(m, smooth=smooth)
+    if smooth > 0:
+        return lambda m: gaussian_smooth(m, smooth).astype(np.float32)
+    return lambda m: m
+
+
+def _sampler(gen, pack, cfg: Mapping[str, Any]):
+    steps, post = cfg["eval.sampler_steps"], postprocess(cfg)
+
     def sample(texts, lengths, seed):
-        return [pack.denormalize(s[0]) for s in gen.sample(texts, lengths, n=1, seed=seed, steps=steps)]
+        return [post(pack.denormalize(s[0])) for s in gen.sample(texts, lengths, n=1, seed=seed, steps=steps)]
 
     return sample
 
@@ -170,7 +187,7 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
         t.metrics.update(metrics)
         t.metrics["cost/gen_seconds"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        t.metrics.update(score_sampler(_sampler(gen, pack, cfg["eval.sampler_steps"]), pack, evaluator, "test",
+        t.metrics.update(score_sampler(_sampler(gen, pack, cfg), pack, evaluator, "test",
                                        items=cfg["eval.samples"], pairs=cfg["eval.pairs"],
                                        repeats=cfg["eval.repeats"], seed=eval_seed, notes=notes))
         t.metrics["cost/eval_seconds"] = time.perf_counter() - t1
@@ -185,7 +202,7 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
         metrics.update(t.metrics)
 
     def score_val(epoch: int, metrics: dict) -> None:
-        metrics.update(score_sampler(_sampler(gen, pack, cfg["eval.sampler_steps"]), pack, evaluator, "val",
+        metrics.update(score_sampler(_sampler(gen, pack, cfg), pack, evaluator, "val",
                                      items=cfg["eval.val_items"], pairs=cfg["eval.val_items"], repeats=1,
                                      seed=eval_seed, notes=notes))
         if epoch == 1:
@@ -241,7 +258,8 @@ class TrainedRun:
     def sample(self, texts, lengths, n: int = 1, seed: int = 0, steps: int | None = None) -> list[list]:
         """Raw (denormalised) features, out[i][k] for text i and sample k."""
         got = self.generator.sample(texts, lengths, n=n, seed=seed, steps=steps or self.cfg["eval.sampler_steps"])
-        return [[self.pack.denormalize(m) for m in per_text] for per_text in got]
+        post = postprocess(self.cfg)
+        return [[post(self.pack.denormalize(m)) for m in per_text] for per_text in got]
 
 
 def load_run(folder: str | Path, workspace: str | Path | None = None) -> TrainedRun:

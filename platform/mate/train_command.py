@@ -132,6 +132,7 @@ def _tracked(args, cfg, out: Path, run):
 def _cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from mate.config import resolve
     from mate.pipeline import load_run
 
     out = Path(args.out)
@@ -140,6 +141,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
     run = load_run(args.run, args.workspace)
+    over = {k: v for k, v in (("gen.foot_lock", args.foot_lock), ("gen.smooth", args.smooth)) if v is not None}
+    if over:
+        run.cfg = resolve(over, base=run.cfg.to_dict(), where="mate sample: ")
     length = args.length or int(np.median(run.pack.lengths[run.pack.split_indices("train")]))
     limit = run.pack.spec.max_motion_len
     if not 4 <= length <= limit:
@@ -179,6 +183,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--n", type=int, default=1, help="samples (a .npy then holds n x length x D)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, help="DDIM steps (default: the run's eval.sampler_steps)")
+    p.add_argument("--foot-lock", action=argparse.BooleanOptionalAction, default=None,
+                   help="hold planted feet still (gen.foot_lock; default: the run's setting)")
+    p.add_argument("--smooth", type=float, metavar="SIGMA", help="smooth over time, sigma in frames (gen.smooth; "
+                   "default: the run's setting)")
     p.add_argument("--workspace", help="workspace holding the run's dataset pack (default: the run's own)")
     p.add_argument("--out", required=True, help="FILE.gif or FILE.npy")
     p.set_defaults(func=_cmd_sample)
