@@ -5,8 +5,10 @@ foot-skating bar), raw and cleaned from the very same samples.
 
 Each run folder under --out (default: every finished one) is loaded, sampled once for the whole test scoring, and
 scored twice: the raw samples (which must reproduce the run's own metrics.json: checked) and the same samples
-foot-locked. Results go to <run>/foot_lock.json, so a cut-short invocation resumes; the table gives each arm's mean
-and t-based 95% interval over seeds, raw | locked.
+foot-locked. `root_travel_ratio` is the median over samples of how far the locked root travels against the raw
+one: a lock that keeps the feet still by stopping the body scores well on skating, and this row says so. Results go
+to <run>/foot_lock.json, so a cut-short invocation resumes; the table gives each arm's mean and t-based 95% interval
+over seeds, raw | locked.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ import torch
 from mate.evaluate.bootstrap import interval_text
 
 METRICS = ("eval/fid", "eval/r_precision_top3", "eval/mm_dist", "probe/word_pair_acc", "probe/word_pair_acc_comp",
-           "probe/word_pair_acc_turn", "probe/word_pair_acc_direction", "probe/foot_skate", "probe/jitter")
+           "probe/word_pair_acc_turn", "probe/word_pair_acc_direction", "probe/foot_skate", "probe/jitter",
+           "root_travel_ratio")
 
 
-def _memo_sampler(run, steps: int):
-    """Raw samples, each (texts, lengths, seed) call drawn once: the locked scoring sees the same motions."""
-    seen: dict = {}
+def _memo_sampler(run, steps: int, seen: dict):
+    """Raw samples, each (texts, lengths, seed) call drawn once (kept in `seen`): the locked scoring sees the same
+    motions."""
 
     def sample(texts, lengths, seed):
         key = (tuple(texts), tuple(int(n) for n in lengths), int(seed))
@@ -38,16 +41,27 @@ def _memo_sampler(run, steps: int):
     return sample
 
 
+def _travel(m: np.ndarray) -> float:
+    """How far the root ends from where it started (m)."""
+    from mate.data.features import features_to_joints
+
+    j = features_to_joints(np.asarray(m, dtype=np.float64))
+    return float(np.linalg.norm(j[-1, 0, [0, 2]] - j[0, 0, [0, 2]]))
+
+
 def score_run(folder: Path, workspace: Path, smooth: float) -> dict:
+    from mate.generate.cleanup import MAX_SLIDE
+
     path = folder / "foot_lock.json"
+    settings = {"smooth": smooth, "max_slide": MAX_SLIDE}
     if path.is_file():
         done = json.loads(path.read_text())
-        if done.get("smooth") == smooth:
+        if done.get("settings") == settings:
             return done
     from mate.evaluate.generated import score_sampler
     from mate.evaluate.retrieval import train_or_load
     from mate.evaluate.truth import load_annotations
-    from mate.generate.cleanup import foot_locked
+    from mate.generate.cleanup import foot_locked, lock_feet
     from mate.pipeline import load_run
     from mate.text.encoder import TextEncoder
 
@@ -57,9 +71,13 @@ def score_run(folder: Path, workspace: Path, smooth: float) -> dict:
                        seed=cfg.seed_for("evaluator"))
     kw = dict(items=cfg["eval.samples"], pairs=cfg["eval.pairs"], repeats=cfg["eval.repeats"],
               seed=cfg.seed_for("eval"), notes=load_annotations(pack.source))
-    raw = _memo_sampler(run, cfg["eval.sampler_steps"])
-    out = {"smooth": smooth, "raw": score_sampler(raw, pack, ev, "test", **kw),
+    seen: dict = {}
+    raw = _memo_sampler(run, cfg["eval.sampler_steps"], seen)
+    out = {"settings": settings, "raw": score_sampler(raw, pack, ev, "test", **kw),
            "locked": score_sampler(foot_locked(raw, smooth=smooth), pack, ev, "test", **kw)}
+    motions = [m for got in seen.values() for m in got]
+    out["locked"]["root_travel_ratio"] = float(np.median([_travel(lock_feet(m, smooth=smooth)) / max(_travel(m), 1e-6)
+                                                          for m in motions]))
     recorded = json.loads((folder / "metrics.json").read_text())
     out["raw_matches_recorded"] = {k: abs(out["raw"][k] - recorded[k]) <= 1e-4 * max(1.0, abs(recorded[k]))
                                    for k in METRICS if k in recorded and k in out["raw"]}

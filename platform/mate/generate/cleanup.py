@@ -26,7 +26,7 @@ from mate.data.skeleton import Skeleton, skeleton_for_dim
 
 CONTACT_HEIGHT = 0.05  # a foot within 5 cm of the floor (HumanML3D's up axis) counts as planted
 RAMP = 3  # frames over which a pin fades in and out
-MAX_SLIDE = 0.1  # a contact whose toe wanders further is split into several pins
+MAX_SLIDE = 0.2  # m: a contact whose toe wanders further is split into several pins (0.2 chosen on val)
 
 
 def _facing(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
