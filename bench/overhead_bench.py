@@ -36,6 +36,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--steps", type=int, default=80, help="generator steps per epoch")
+    ap.add_argument("--name", default="overhead", help="the sweep's name (a new one to measure again in the same "
+                    "workspace)")
     args = ap.parse_args()
     import os
 
@@ -72,13 +74,13 @@ def main() -> None:
 
     marks: list[tuple[float, str]] = []
     t0 = time.perf_counter()
-    run_sweep(space_path, SweepOptions(workspace=ws, name="overhead", progress=False),
+    run_sweep(space_path, SweepOptions(workspace=ws, name=args.name, progress=False),
               log=lambda s: marks.append((time.perf_counter() - t0, s)))
     sweep = time.perf_counter() - t0
     fit_start = next(m for m, s in marks if "grid trial(s)" in s)
     fit_end = next((m for m, s in marks if m > fit_start), sweep)
     inside = []
-    for proc in sorted(p for p in ws.rglob("process.json") if "overhead/tune" in p.as_posix()):
+    for proc in sorted(p for p in ws.rglob("process.json") if f"{args.name}/tune" in p.as_posix()):
         p = json.loads(proc.read_text())
         inside.append(p["reported"] - p["started"])
     fit = fit_end - fit_start
@@ -87,7 +89,7 @@ def main() -> None:
            "before_fit_s": fit_start, "after_fit_s": sweep - fit_end, "inside_trial_s": inside,
            "overhead_whole": sweep / total_loop - 1, "overhead_fit": fit / total_loop - 1,
            "startup_per_trial_s": (fit - sum(inside)) / max(1, len(inside))}
-    (ws / "overhead.json").write_text(json.dumps(out, indent=1))
+    (ws / f"{args.name}.json").write_text(json.dumps(out, indent=1))
     print(json.dumps(out, indent=1))
 
 

@@ -331,14 +331,14 @@ def _new_tuner(space, name, opts, trainable, storage, stopped, run_name, run_con
                      if space.scheduler == "asha" else FIFOScheduler())
         tune_config = tune.TuneConfig(search_alg=search, scheduler=scheduler, num_samples=todo,
                                       max_concurrent_trials=concurrency, time_budget_s=budget.time_budget_s,
-                                      reuse_actors=False)
+                                      reuse_actors=True)
         param_space = None
         log(f"sweep: {todo} trial(s) ({done} done before), {space.algorithm} on {metric}")
         expected = todo
     else:
         tune_config = tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency,
                                       time_budget_s=budget.time_budget_s, metric=space.metrics[0],
-                                      mode=space.modes[0])
+                                      mode=space.modes[0], reuse_actors=True)
         param_space = space.tune_param_space()
         log(f"sweep: {space.num_trials} grid trial(s)")
         expected = space.num_trials
