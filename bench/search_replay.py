@@ -53,6 +53,8 @@ def load_grid(sweep_dir: Path, metric: str) -> tuple[list[str], dict[tuple, list
         if not result.is_file():
             continue
         rows = [json.loads(x) for x in result.read_text().splitlines() if x.strip()]
+        if not rows:
+            continue
         point = dict(json.loads(params_path.read_text())["trial"])
         seed = int(point.pop("seed"))
         names = sorted(point)
@@ -96,13 +98,15 @@ class Asha:
         self.rungs = {grace * RF**k: [] for k in range(n) if grace * RF**k < max_t}
 
     def keep(self, epoch: int, value: float) -> bool:
+        """At a rung, continue unless the value falls below the top 1/RF of the values recorded there before it
+        (the first trial at a rung always continues); then record it."""
         if epoch not in self.rungs:
             return True
         seen = self.rungs[epoch]
         v = self.sign * value
+        ok = not seen or v >= np.percentile(seen, (1 - 1 / RF) * 100)
         seen.append(v)
-        cutoff = np.percentile(seen, (1 - 1 / RF) * 100)
-        return v >= cutoff
+        return ok
 
 
 def replay(names, grid, good: set, epochs: int, sign: float, sweep_seed: int, *, tpe: bool, asha: bool,
@@ -125,10 +129,13 @@ def replay(names, grid, good: set, epochs: int, sign: float, sweep_seed: int, *,
 
     def start(now: float) -> None:
         nonlocal started
-        trial = study.ask(dists)
-        cfg = tuple(trial.params[n] for n in names)
-        if cfg not in grid:  # a point outside the grid (cannot happen with categorical choices of grid values)
+        for _ in range(1000):  # a grid recorded only in part: points it lacks are told FAIL and asked again
+            trial = study.ask(dists)
+            cfg = tuple(trial.params[n] for n in names)
+            if cfg in grid:
+                break
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
             return
         run = grid[cfg][int(rng.integers(len(grid[cfg])))]
         first = run.seconds[0] + (run.align_seconds if run.align_key not in built else 0.0)
@@ -162,21 +169,25 @@ def replay(names, grid, good: set, epochs: int, sign: float, sweep_seed: int, *,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sweep", type=Path, required=True, help="the recorded grid's sweep folder (W/sweeps/NAME)")
-    ap.add_argument("--metric", default="val/eval/r_precision_top3")
-    ap.add_argument("--mode", default="max", choices=("max", "min"))
+    ap.add_argument("--metric", help="the objective (default: the recorded space's first objective)")
+    ap.add_argument("--mode", choices=("max", "min"), help="(default: the recorded space's)")
     ap.add_argument("--sweep-seeds", type=int, nargs="+", default=list(range(10)))
     ap.add_argument("--out", type=Path, help="write replay.json here")
     args = ap.parse_args()
+    ident = json.loads((args.sweep / "space.json").read_text())["objective"][0]
+    args.metric, args.mode = args.metric or ident["metric"], args.mode or ident["mode"]
     sign = 1.0 if args.mode == "max" else -1.0
     names, grid = load_grid(args.sweep, args.metric)
     epochs = max(len(r.values) for runs in grid.values() for r in runs)
+    grid = {c: full for c, runs in grid.items() if (full := [r for r in runs if len(r.values) == epochs])}
     table = summarise(grid, epochs, sign)
     best, worst = table[0], table[-1]
     signal = best[2] > worst[3] if sign > 0 else best[3] < worst[2]
     good = {c for c, m, lo, hi, n in table if best[2] <= m <= best[3]}
     total = sum(r.seconds[e] for runs in grid.values() for r in runs for e in range(len(r.values)))
     total += sum({r.align_key: r.align_seconds for runs in grid.values() for r in runs}.values())
-    print(f"{len(grid)} configs, {sum(len(v) for v in grid.values())} runs, {epochs} epochs; factors {names}")
+    print(f"{len(grid)} configs, {sum(len(v) for v in grid.values())} runs, {epochs} epochs; factors {names}; "
+          f"objective {args.metric} ({args.mode})")
     print(f"grid trial-seconds {total:.0f}; best {best[0]} {best[1]:.3f} [{best[2]:.3f}, {best[3]:.3f}]; "
           f"worst {worst[0]} {worst[1]:.3f} [{worst[2]:.3f}, {worst[3]:.3f}]; intervals disjoint: {signal}; "
           f"{len(good)} config(s) within the best's interval")
