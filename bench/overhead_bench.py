@@ -36,12 +36,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--steps", type=int, default=80, help="generator steps per epoch")
+    ap.add_argument("--worker-niceness", type=int, help="RAY_worker_niceness for the local Ray (Ray's default: 15, "
+                    "so trial workers yield to every other process on their core)")
     ap.add_argument("--name", default="overhead", help="the sweep's name (a new one to measure again in the same "
                     "workspace)")
     args = ap.parse_args()
     import os
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if args.worker_niceness is not None:
+        os.environ["RAY_worker_niceness"] = str(args.worker_niceness)
     import ray
 
     from mate.pipeline import run_trial
