@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import optuna
@@ -79,6 +80,7 @@ def test_trials_land_in_optuna_and_in_mlflow_child_runs(sweep):
             a.path for a in client.list_artifacts(child.info.run_id)}
     for proc in (sweep["ws"] / "sweeps" / "tinysweep" / "tune").glob("run-*/*/run/process.json"):
         assert json.loads(proc.read_text())["mlflow_imported"] is False  # trials never open MLflow (DESIGN 5)
+        assert json.loads(proc.read_text())["niceness"] == os.nice(0)  # a local sweep's trials are not niced
     assert len(list((sweep["ws"] / "sweeps" / "tinysweep" / "tune").glob("run-*/*/run/process.json"))) == 3
     shas = {c.data.params["evaluator.sha"] for c in first["children"]}
     assert len(shas) == 1  # every trial scored by the one prepared evaluator

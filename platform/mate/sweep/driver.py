@@ -10,6 +10,7 @@ on the same Optuna study and MLflow parent), `results.csv`, `best.yaml`. Optuna'
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,10 @@ def connect(address: str | None, shared_storage: bool) -> None:
 
     env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
     if address is None:
+        # Ray starts workers at nice 15, so on a machine we share with our own driver (Tune's loop, the MLflow
+        # callback) and Ray's daemons every one of them pre-empted the trials: +10-16% wall time over a plain loop
+        # in bench/overhead_bench.py, -2% at nice 0. A local sweep runs at the priority `mate train` would.
+        env["env_vars"]["RAY_worker_niceness"] = os.environ.get("RAY_worker_niceness", "0")
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False, runtime_env=env)
         return
     # our source travels with the job (DESIGN 5): the driver's `mate` package, first on the workers' path, so the

@@ -59,7 +59,8 @@ def trial_function(config: Mapping[str, Any], *, space, workspace: str, pinned: 
         # written before the report: a scheduler may stop the trial inside it
         out.mkdir(parents=True, exist_ok=True)
         (out / "process.json").write_text(json.dumps({
-            "pid": os.getpid(), "mlflow_imported": "mlflow" in sys.modules, "mate_file": mate.__file__,
+            "pid": os.getpid(), "niceness": os.nice(0), "mlflow_imported": "mlflow" in sys.modules,
+            "mate_file": mate.__file__,
             "node_id": ray.get_runtime_context().get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
             "started": started, "reported": time.time()}))
         clean = {k: float(v) for k, v in {**metrics, **gpu.sample()}.items() if isinstance(v, (int, float))}
