@@ -41,6 +41,11 @@ def _memo_sampler(run, steps: int, seen: dict):
     return sample
 
 
+def _each(sample, post):
+    """The sampler with `post` applied to each motion it returns."""
+    return lambda texts, lengths, seed: [post(m) for m in sample(texts, lengths, seed)]
+
+
 def _travel(m: np.ndarray) -> float:
     """How far the root ends from where it started (m)."""
     from mate.data.features import features_to_joints
@@ -58,10 +63,11 @@ def score_run(folder: Path, workspace: Path, smooth: float) -> dict:
         done = json.loads(path.read_text())
         if done.get("settings") == settings:
             return done
+    from mate.config import resolve
     from mate.evaluate.generated import score_sampler
     from mate.evaluate.retrieval import train_or_load
     from mate.evaluate.truth import load_annotations
-    from mate.generate.cleanup import foot_locked, lock_feet
+    from mate.generate.cleanup import postprocess
     from mate.pipeline import load_run
     from mate.text.encoder import TextEncoder
 
@@ -73,11 +79,11 @@ def score_run(folder: Path, workspace: Path, smooth: float) -> dict:
               seed=cfg.seed_for("eval"), notes=load_annotations(pack.source))
     seen: dict = {}
     raw = _memo_sampler(run, cfg["eval.sampler_steps"], seen)
+    post = postprocess(resolve({"gen.foot_lock": True, "gen.smooth": smooth}))
     out = {"settings": settings, "raw": score_sampler(raw, pack, ev, "test", **kw),
-           "locked": score_sampler(foot_locked(raw, smooth=smooth), pack, ev, "test", **kw)}
+           "locked": score_sampler(_each(raw, post), pack, ev, "test", **kw)}
     motions = [m for got in seen.values() for m in got]
-    out["locked"]["root_travel_ratio"] = float(np.median([_travel(lock_feet(m, smooth=smooth)) / max(_travel(m), 1e-6)
-                                                          for m in motions]))
+    out["locked"]["root_travel_ratio"] = float(np.median([_travel(post(m)) / max(_travel(m), 1e-6) for m in motions]))
     recorded = json.loads((folder / "metrics.json").read_text())
     out["raw_matches_recorded"] = {k: abs(out["raw"][k] - recorded[k]) <= 1e-4 * max(1.0, abs(recorded[k]))
                                    for k in METRICS if k in recorded and k in out["raw"]}

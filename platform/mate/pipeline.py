@@ -100,22 +100,9 @@ def carry_rows(rows_dir: Path, checkpoint: Path) -> None:
         (dest / "key").write_text(rows_dir.name)
 
 
-def postprocess(cfg: Mapping[str, Any]):
-    """What `gen.smooth` and `gen.foot_lock` do to each raw sampled motion (identity when both are off)."""
-    import numpy as np
-
-    from mate.data.features import gaussian_smooth
-    from mate.generate.cleanup import lock_feet
-
-    smooth, lock = float(cfg["gen.smooth"]), bool(cfg["gen.foot_lock"])
-    if lock:
-        return lambda m: lock_feet(m, smooth=smooth)
-    if smooth > 0:
-        return lambda m: gaussian_smooth(m, smooth).astype(np.float32)
-    return lambda m: m
-
-
 def _sampler(gen, pack, cfg: Mapping[str, Any]):
+    from mate.generate.cleanup import postprocess
+
     steps, post = cfg["eval.sampler_steps"], postprocess(cfg)
 
     def sample(texts, lengths, seed):
@@ -257,6 +244,8 @@ class TrainedRun:
 
     def sample(self, texts, lengths, n: int = 1, seed: int = 0, steps: int | None = None) -> list[list]:
         """Raw (denormalised) features, out[i][k] for text i and sample k."""
+        from mate.generate.cleanup import postprocess
+
         got = self.generator.sample(texts, lengths, n=n, seed=seed, steps=steps or self.cfg["eval.sampler_steps"])
         post = postprocess(self.cfg)
         return [[post(self.pack.denormalize(m)) for m in per_text] for per_text in got]

@@ -10,8 +10,7 @@ from mate.config import ConfigError, resolve
 from mate.data.features import features_to_joints
 from mate.data.skeleton import T2M
 from mate.evaluate.probes import foot_skate
-from mate.generate.cleanup import _write_back, lock_feet
-from mate.pipeline import postprocess
+from mate.generate.cleanup import _write_back, lock_feet, postprocess
 
 RIC, ROT, VEL, CONTACTS = slice(4, 67), slice(67, 193), slice(193, 259), slice(259, 263)
 LEGS = ((1, 4, 7), (2, 5, 8))  # hip, knee, ankle

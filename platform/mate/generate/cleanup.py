@@ -19,6 +19,9 @@ numbers match how the literature scores raw samples; BENCHMARKS.md gives both. L
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import numpy as np
 
 from mate.data.features import features_to_joints, gaussian_smooth
@@ -123,20 +126,19 @@ def _two_bone(hip, knee, ankle, target):
 
 
 def _write_back(f: np.ndarray, j: np.ndarray, sk: Skeleton) -> np.ndarray:
+    """`f` (2+ rows) with its root velocity, root-relative positions and joint velocities taken from joints `j`."""
     c, s = _facing(f)
     n, nj = len(f), sk.num_joints
     out = f.copy()
-    if n > 1:  # the step into frame t+1 is stored on row t, in the facing of frame t+1
-        step = np.diff(j[:, 0, [0, 2]], axis=0)
-        out[:-1, 1], out[:-1, 2] = _to_local(c[1:], s[1:], step[:, 0], step[:, 1])
+    step = np.diff(j[:, 0, [0, 2]], axis=0)  # the step into frame t+1 is stored on row t, in frame t+1's facing
+    out[:-1, 1], out[:-1, 2] = _to_local(c[1:], s[1:], step[:, 0], step[:, 1])
     lx, lz = _to_local(c[:, None], s[:, None], j[:, 1:, 0] - j[:, :1, 0], j[:, 1:, 2] - j[:, :1, 2])
     ric_end = 4 + 3 * (nj - 1)
     out[:, 4:ric_end] = np.stack([lx, j[:, 1:, 1], lz], -1).reshape(n, -1)
-    if n > 1:  # joint velocities in the facing of frame t
-        vel_start = ric_end + 6 * (nj - 1)
-        d = np.diff(j, axis=0)
-        vx, vz = _to_local(c[:-1, None], s[:-1, None], d[..., 0], d[..., 2])
-        out[:-1, vel_start : vel_start + 3 * nj] = np.stack([vx, d[..., 1], vz], -1).reshape(n - 1, -1)
+    vel_start = ric_end + 6 * (nj - 1)  # joint velocities, in the facing of frame t
+    d = np.diff(j, axis=0)
+    vx, vz = _to_local(c[:-1, None], s[:-1, None], d[..., 0], d[..., 2])
+    out[:-1, vel_start : vel_start + 3 * nj] = np.stack([vx, d[..., 1], vz], -1).reshape(n - 1, -1)
     return out
 
 
@@ -169,10 +171,11 @@ def lock_feet(features: np.ndarray, *, smooth: float = 0.0, contact_height: floa
     return _write_back(f, j, sk).astype(np.float32)
 
 
-def foot_locked(sample, *, smooth: float = 0.0):
-    """Wrap a raw-feature sampler `(texts, lengths, seed) -> [motion]` so that its motions come foot-locked."""
-
-    def locked(texts, lengths, seed):
-        return [lock_feet(m, smooth=smooth) for m in sample(texts, lengths, seed)]
-
-    return locked
+def postprocess(cfg: Mapping[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """What `gen.smooth` and `gen.foot_lock` do to each raw sampled motion (identity when both are off)."""
+    smooth, lock = float(cfg["gen.smooth"]), bool(cfg["gen.foot_lock"])
+    if lock:
+        return lambda m: lock_feet(m, smooth=smooth)
+    if smooth > 0:
+        return lambda m: gaussian_smooth(m, smooth).astype(np.float32)
+    return lambda m: m
