@@ -135,6 +135,12 @@ _KEYS: list[Key] = [
         "velocities, m/s, recovered from the features)"),
     Key("gen.w_foot", float, 0.0, "weight of the foot-contact loss (MDM's: speed of the feet, m/s, in the frames the "
         "real clip marks as contacts; what keeps the root velocity and the legs consistent)"),
+    Key("gen.geo_max_t", float, 1.0, "share of the diffusion steps, from the clean end, on which the geometric "
+        "losses act (1: all, as MDM; at high noise the predicted x0 is a blur whose feet cannot be planted)", min=0.0),
+    Key("gen.ema", float, 0.0, "decay of the exponential moving average of the weights that sampling uses (0: off, "
+        "sample with the trained weights)", min=0.0),
+    Key("gen.lr_schedule", str, "constant", "learning rate over training: constant, or cosine decay to 0 over "
+        "gen.epochs x gen.steps", choices=("constant", "cosine")),
     Key("gen.cond_drop", float, 0.1, "probability of dropping the text during training (classifier-free guidance)"),
     Key("gen.guidance", float, 2.5, "classifier-free guidance scale when sampling (1: no guidance)"),
     Key("gen.smooth", float, 0.0, "Gaussian smoothing over time of every sampled motion, sigma in frames (0: none; "

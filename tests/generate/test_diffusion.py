@@ -156,3 +156,42 @@ def test_geometric_losses_see_sliding_feet_and_reach_the_training_loss(gen_pack,
     gen.cfg["gen.w_foot"] = gen.cfg["gen.w_vel"] = 1.0
     torch.manual_seed(0)
     assert float(gen.training_loss(x0, frames, text)) > plain
+    gen.cfg["gen.geo_max_t"] = 0.0  # no step is low-noise enough: the terms drop out, the rest is unchanged
+    torch.manual_seed(0)
+    assert float(gen.training_loss(x0, frames, text)) == pytest.approx(plain, abs=1e-6)
+
+
+def test_cosine_learning_rate_decays_to_zero_and_constant_stays(text_features):
+    gen = _gen(text_features, gen__lr=1e-3, gen__lr_schedule="cosine")
+    assert [gen.learning_rate(p) for p in (0.0, 0.5, 1.0, 2.0)] == pytest.approx([1e-3, 5e-4, 0.0, 0.0], abs=1e-12)
+    assert gen.learning_rate(0.25) > gen.learning_rate(0.75) > 0
+    assert _gen(text_features, gen__lr=1e-3).learning_rate(0.9) == 1e-3
+
+
+def test_moving_average_weights_sample_and_survive_kill_resume_and_storage(train_set, text_features, tmp_path):
+    """With gen.ema the sampler reads the averaged weights, not the last step's; a killed run resumed from its
+    checkpoint ends with the same trained and averaged weights (and cosine learning rates) as a straight one; a
+    saved generator loads both back."""
+    over = dict(gen__ema=0.9, gen__lr_schedule="cosine", gen__lr=3e-3, gen__epochs=3)
+    straight = _gen(text_features, **over)
+    straight.fit(train_set, text_features)
+    killed = _gen(text_features, debug__fail_epoch=3, **over)
+    with pytest.raises(RuntimeError, match=r"debug\.fail_epoch=3"):
+        killed.fit(train_set, text_features, checkpoint_dir=tmp_path)
+    resumed = _gen(text_features, debug__fail_epoch=3, **over)
+    resumed.fit(train_set, text_features, checkpoint_dir=tmp_path, resume_dir=tmp_path)
+    for net in ("net", "ema"):
+        for (name, a), b in zip(getattr(straight, net).state_dict().items(),
+                                getattr(resumed, net).state_dict().values()):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=f"{net}.{name}")
+    moved = [float((a - b).abs().max()) for a, b in zip(straight.net.parameters(), straight.ema.parameters())]
+    assert max(moved) > 1e-4  # the average lags the trained weights
+
+    want = straight.sample(TEXTS, [16, 8], seed=2, steps=2)
+    raw = _gen(text_features, **{**over, "gen__ema": 0.0})
+    raw.net.load_state_dict(straight.net.state_dict())
+    assert not np.allclose(raw.sample(TEXTS, [16, 8], seed=2, steps=2, text=text_features)[0][0], want[0][0],
+                           atol=1e-4)
+    loaded = Generator.load(straight.save(tmp_path / "gen.pt"), text_features)
+    assert all(np.array_equal(x[0], y[0]) for x, y in zip(want, loaded.sample(TEXTS, [16, 8], seed=2, steps=2)))
+    torch.testing.assert_close(loaded.net.state_dict(), straight.net.state_dict())

@@ -4,7 +4,9 @@ Training: a cosine schedule over `gen.diffusion_steps`, the text dropped with pr
 network is also the unconditional model of classifier-free guidance), a loss on real rows only. Optional geometric
 losses on the joints recovered from the predicted features (`gen.w_vel`, `gen.w_foot`, MDM's velocity and
 foot-contact losses): the feature loss alone treats the root velocity and the legs as independent channels, so
-feet slide where a real clip plants them. Sampling: DDIM with
+feet slide where a real clip plants them; `gen.geo_max_t` keeps them to the low-noise steps. `gen.lr_schedule` and
+`gen.ema` (sampling with a moving average of the weights) are what a short CPU budget needs to end on a settled
+model rather than on the last noisy step. Sampling: DDIM with
 eta 0 over `steps` (default `eval.sampler_steps`) and guidance scale `gen.guidance`, deterministic given the seed.
 Reproducibility across kills: every epoch re-seeds its RNGs from (gen.seed, epoch) and draws its batches from the
 same pair, so a run resumed from the checkpoint of epoch e repeats exactly what the uninterrupted run did after e;
@@ -14,6 +16,7 @@ no RNG state needs storing.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -56,6 +59,8 @@ class DiffusionGenerator(Generator):
                               f"({c['gen.heads']})")
         if not 0 <= c["gen.cond_drop"] < 1:
             raise ConfigError(f"gen.cond_drop must be in [0, 1), got {c['gen.cond_drop']}")
+        if not 0 <= c["gen.ema"] < 1:
+            raise ConfigError(f"gen.ema must be in [0, 1) (0: off), got {c['gen.ema']}")
         self.motion_dim, self.text_dims = int(motion_dim), (int(text_dims[0]), int(text_dims[1]))
         self.device = torch.device(device) if device is not None else default_device()
         self.schedule = CosineSchedule(c["gen.diffusion_steps"])
@@ -65,8 +70,11 @@ class DiffusionGenerator(Generator):
                                 layers=c["gen.layers"], hidden=c["gen.hidden"], heads=c["gen.heads"],
                                 dropout=c["gen.dropout"])
         self.net.to(self.device)
+        # the weights sampling uses: an exponential moving average of the trained ones when gen.ema > 0
+        self.ema = copy.deepcopy(self.net).requires_grad_(False) if c["gen.ema"] else None
         cuda = self.device.type == "cuda"
         self._forward = torch.compile(self.net, dynamic=True) if compile and cuda else self.net
+        self._sampler = self.ema if self.ema is not None else self._forward
         self.text: TextFeatures | None = None
         self.history: list[dict] = []
         self._norm: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, std) of the features: set by fit
@@ -92,14 +100,16 @@ class DiffusionGenerator(Generator):
         weight = frames[..., None].to(pred.dtype)
         loss = ((pred - x0) ** 2 * weight).sum() / (weight.sum() * x0.shape[-1]).clamp(min=1)
         if self.cfg["gen.w_vel"] or self.cfg["gen.w_foot"]:
-            vel, foot = self.geometric_losses(pred, x0, frames)
+            low_noise = t < self.cfg["gen.geo_max_t"] * self.schedule.steps
+            vel, foot = self.geometric_losses(pred, x0, frames & low_noise[:, None])
             loss = loss + self.cfg["gen.w_vel"] * vel + self.cfg["gen.w_foot"] * foot
         return loss
 
     def geometric_losses(self, pred: torch.Tensor, x0: torch.Tensor, frames: torch.Tensor):
         """(velocity, foot contact) losses in (m/s)^2 on joints recovered from normalised features: the mean squared
         error of every joint's velocity, and the mean squared speed of the ankles and toes over the frame pairs in
-        which the real clip flags them as contacts."""
+        which the real clip flags them as contacts. Rows where `frames` is False (padding, or items left out) count
+        in neither."""
         if self._norm is None:
             raise RuntimeError("geometric losses need the features' mean and std (set by fit)")
         mean, std = self._norm
@@ -121,10 +131,10 @@ class DiffusionGenerator(Generator):
         """Guided x0: uncond + scale (cond - uncond), both in one batch; scale 1 is the conditional prediction."""
         with self._autocast():
             if scale == 1 or null is None:
-                return self._forward(x, t, frames, cond).float()
+                return self._sampler(x, t, frames, cond).float()
             both = Condition(*(None if a is None else torch.cat([a, u]) for a, u in zip(
                 (cond.vector, cond.memory, cond.memory_mask), (null.vector, null.memory, null.memory_mask))))
-            out = self._forward(torch.cat([x, x]), torch.cat([t, t]), torch.cat([frames, frames]), both).float()
+            out = self._sampler(torch.cat([x, x]), torch.cat([t, t]), torch.cat([frames, frames]), both).float()
         c, u = out.chunk(2)
         return u + scale * (c - u)
 
@@ -159,12 +169,16 @@ class DiffusionGenerator(Generator):
         start, history, spent, stopped, resumed = 0, [], 0.0, False, False
         if resume_dir is not None and (Path(resume_dir) / CHECKPOINT).is_file():
             state = torch.load(Path(resume_dir) / CHECKPOINT, map_location=self.device, weights_only=True)
-            self.net.load_state_dict(state["model"])
+            self.net.load_state_dict(state.get("trained", state["model"]))
+            if self.ema is not None:
+                self.ema.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             start, history, spent, stopped = state["epoch"], state["history"], state["seconds"], state["stopped_early"]
             resumed = True
             if on_resume is not None and history:
                 on_resume(start, dict(history[-1]))
+        per_epoch = c["gen.steps"] or math.ceil(len(data) / c["gen.batch"])
+        total = max(c["gen.epochs"] * per_epoch, 1)
         epochs = range(start, 0 if stopped else c["gen.epochs"])
         if progress:
             from tqdm import tqdm
@@ -183,7 +197,10 @@ class DiffusionGenerator(Generator):
                 torch.manual_seed(derive_seed(self.seed, f"epoch:{epoch}"))
                 losses = []
                 rng = np.random.default_rng([self.seed, epoch])
-                for idx in epoch_batches(len(data), c["gen.batch"], c["gen.steps"], rng):
+                for step, idx in enumerate(epoch_batches(len(data), c["gen.batch"], c["gen.steps"], rng)):
+                    done = epoch * per_epoch + step  # optimizer steps before this one
+                    for group in opt.param_groups:
+                        group["lr"] = self.learning_rate(done / total)
                     loss = self.training_loss(*self._batch(data, idx, text))
                     if c["debug.nan_epoch"] == number:
                         loss = loss * float("nan")
@@ -196,6 +213,7 @@ class DiffusionGenerator(Generator):
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
                     opt.step()
+                    self._update_ema(done)
                     losses.append(value)
                     if c["gen.max_seconds"] is not None and spent + time.perf_counter() - t0 > c["gen.max_seconds"]:
                         stopped = True
@@ -222,6 +240,25 @@ class DiffusionGenerator(Generator):
         self.history = history
         return history
 
+    def learning_rate(self, progress: float) -> float:
+        """`gen.lr`, or with `gen.lr_schedule=cosine` its cosine decay to 0 at `progress` (share of the planned
+        steps done): a function of the step alone, so a resumed run follows the same curve with no scheduler state."""
+        if self.cfg["gen.lr_schedule"] == "constant":
+            return self.cfg["gen.lr"]
+        return self.cfg["gen.lr"] * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+    @torch.no_grad()
+    def _update_ema(self, done: int) -> None:
+        """Average after optimizer step `done` + 1; the decay warms up as (1 + n) / (10 + n) so that the average is
+        not held back by the random initial weights in a short run."""
+        if self.ema is None:
+            return
+        d = min(self.cfg["gen.ema"], (1.0 + done) / (10.0 + done))
+        for e, p in zip(self.ema.parameters(), self.net.parameters()):
+            e.lerp_(p, 1.0 - d)
+        for e, b in zip(self.ema.buffers(), self.net.buffers()):
+            e.copy_(b)
+
     # -- sampling -------------------------------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, texts: Sequence[str], lengths: int | Sequence[int], n: int = 1, seed: int = 0,
@@ -243,8 +280,9 @@ class DiffusionGenerator(Generator):
         timesteps = self.schedule.ddim_timesteps(self.cfg["eval.sampler_steps"] if steps is None else steps)
         order = sorted(((i, k) for i in range(len(texts)) for k in range(n)), key=lambda ik: -lengths[ik[0]])
         out: list[list[Any]] = [[None] * n for _ in texts]
-        was_training = self.net.training
-        self.net.eval()
+        net = self.ema if self.ema is not None else self.net
+        was_training = net.training
+        net.eval()
         try:
             for s in range(0, len(order), batch_size):
                 part = order[s : s + batch_size]
@@ -254,7 +292,7 @@ class DiffusionGenerator(Generator):
                 for (i, k), m, row in zip(part, lens, x0.cpu().numpy()):
                     out[i][k] = np.ascontiguousarray(row[:m], dtype=np.float32)
         finally:
-            self.net.train(was_training)
+            net.train(was_training)
         return out
 
     def _noise(self, part, lens, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -266,9 +304,9 @@ class DiffusionGenerator(Generator):
         return x.to(self.device), frames.to(self.device)
 
     def _ddim(self, x, frames, text: TextBatch, timesteps: list[int], scale: float) -> torch.Tensor:
-        cond = self.net.condition(text)
-        null = None if scale == 1 else self.net.condition(text, torch.ones(len(text), dtype=torch.bool,
-                                                                            device=self.device))
+        net = self.ema if self.ema is not None else self.net
+        cond = net.condition(text)
+        null = None if scale == 1 else net.condition(text, torch.ones(len(text), dtype=torch.bool, device=self.device))
         keep = frames[..., None].to(x.dtype)
         for j, t in enumerate(timesteps):
             t_prev = timesteps[j + 1] if j + 1 < len(timesteps) else -1
@@ -278,13 +316,23 @@ class DiffusionGenerator(Generator):
 
     # -- storage --------------------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {"config": dict(self.cfg), "motion_dim": self.motion_dim, "text_dims": list(self.text_dims),
-                "model": {k: v.detach().cpu() for k, v in self.net.state_dict().items()}}
+        """`model` holds the weights sampling uses (the moving average when `gen.ema` > 0, then `trained` holds the
+        optimised ones that a resumed run continues from)."""
+        def cpu(net):
+            return {k: v.detach().cpu() for k, v in net.state_dict().items()}
+
+        out = {"config": dict(self.cfg), "motion_dim": self.motion_dim, "text_dims": list(self.text_dims),
+               "model": cpu(self.ema if self.ema is not None else self.net)}
+        if self.ema is not None:
+            out["trained"] = cpu(self.net)
+        return out
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], text: TextFeatures | None) -> DiffusionGenerator:
         gen = cls(state["config"], state["motion_dim"], tuple(state["text_dims"]))
-        gen.net.load_state_dict(state["model"])
+        gen.net.load_state_dict(state.get("trained", state["model"]))
+        if gen.ema is not None:
+            gen.ema.load_state_dict(state["model"])
         check_text_dims(text, gen.text_dims)
         gen.text = text
         gen.history = list(state.get("history", []))
