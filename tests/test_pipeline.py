@@ -17,6 +17,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def ws(trial_ws):
+    """The shared trial workspace without alignments, so that this module's first trial trains its own whichever
+    module ran before (its tests compare that trial with the ones that reuse it)."""
+    shutil.rmtree(trial_ws / "cache" / "align", ignore_errors=True)
     return trial_ws
 
 

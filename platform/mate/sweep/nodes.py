@@ -7,10 +7,12 @@ that node downloads and unpacks the tar into `<node cache>/<node id>/<key>/` und
 node wait for it and share the folder as their workspace. Each download is logged in `<node cache>/<node id>/
 fetches.jsonl`, so "once per node" is checked, not assumed.
 
-Why a tar on storage and not Ray's object store: the object store would hold the bundle in the head's memory for
-the sweep's whole life and copy it into every node's shared memory (a HumanML3D pack is GBs); a tar on S3/NFS is
-streamed to disk once per node, survives the driver, and is what a restored sweep finds again. The dataset's joint
-positions (`new_joints/`, recoverable from the features) stay behind.
+Why a tar on storage and not Ray's object store (measured, `bench/ship_bench.py`, BENCHMARKS.md): on one machine the
+object store is as fast as a tar on a local folder, but it holds the whole bundle in the head's shared memory for
+the sweep's life, copies it into every fetching node's, and dies with the driver (`OwnerDiedError`), so a resumed
+sweep would rebuild and re-put it; the tar holds no object-store memory, is streamed to disk once per node, and
+is what a restored sweep finds again. The dataset's joint positions (`new_joints/`, recoverable from the features)
+stay behind.
 """
 
 from __future__ import annotations
