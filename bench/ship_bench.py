@@ -31,16 +31,15 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
+from mate.localnet import free_port, wait_http
 from mate.storage import Storage
 
 BIN = Path(sys.executable).parent
@@ -48,23 +47,6 @@ BUCKET = "mate-ship-bench"
 FILES = 4  # files per bundle
 CHUNK = 8 << 20
 ARMS = {"s3": "tar on S3 (moto)", "local": "tar on a local folder (NFS stand-in)", "object": "Ray object store"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, seconds: float = 60) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(url)
 
 
 def start_node(args: list[str], log: Path) -> subprocess.Popen:

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from mate.localnet import free_port, wait_http
 
 pytestmark = pytest.mark.timeout(600)  # the module's fixtures start a cluster and run a sweep twice (~4 min)
 REPO = Path(__file__).resolve().parents[2]
@@ -33,25 +34,6 @@ objective: {metric: val/eval/r_precision_top3, mode: max}
 budget: {num_samples: 4, max_epochs: 4, grace_period: 4, cpus_per_trial: 1, gpus_per_trial: 0.5, max_concurrent: 4}
 """
 HOLD = "constants: {{debug.hold_file: {}}}\n"  # the first job's trials wait after one epoch: the stop lands mid-way
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, seconds: float = 60) -> None:
-    import urllib.request
-
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(url)
 
 
 @pytest.fixture(scope="module")

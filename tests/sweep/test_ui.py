@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,11 +13,7 @@ import urllib.request
 
 import optuna
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from mate.localnet import free_port
 
 
 def _get(url: str, deadline: float):
@@ -42,7 +37,7 @@ def test_ui_serves_mlflow_and_optuna_on_localhost(tmp_path):
     tracker.log_metrics(run, {"val/eval/fid": 1.5}, step=1)
     study = optuna.create_study(study_name="uisweep", storage=f"sqlite:///{ws / 'optuna.db'}")
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
-    mp, op = _free_port(), _free_port()
+    mp, op = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mate", "ui", "--workspace", str(ws), "--port", str(mp),
                              "--optuna-port", str(op)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True, text=True)
