@@ -72,6 +72,7 @@ class DiffusionGenerator(Generator):
         self.net.to(self.device)
         # the weights sampling uses: an exponential moving average of the trained ones when gen.ema > 0
         self.ema = copy.deepcopy(self.net).requires_grad_(False) if c["gen.ema"] else None
+        self.sampling_net = self.ema if self.ema is not None else self.net
         cuda = self.device.type == "cuda"
         self._forward = torch.compile(self.net, dynamic=True) if compile and cuda else self.net
         self._sampler = self.ema if self.ema is not None else self._forward
@@ -280,7 +281,7 @@ class DiffusionGenerator(Generator):
         timesteps = self.schedule.ddim_timesteps(self.cfg["eval.sampler_steps"] if steps is None else steps)
         order = sorted(((i, k) for i in range(len(texts)) for k in range(n)), key=lambda ik: -lengths[ik[0]])
         out: list[list[Any]] = [[None] * n for _ in texts]
-        net = self.ema if self.ema is not None else self.net
+        net = self.sampling_net
         was_training = net.training
         net.eval()
         try:
@@ -304,7 +305,7 @@ class DiffusionGenerator(Generator):
         return x.to(self.device), frames.to(self.device)
 
     def _ddim(self, x, frames, text: TextBatch, timesteps: list[int], scale: float) -> torch.Tensor:
-        net = self.ema if self.ema is not None else self.net
+        net = self.sampling_net
         cond = net.condition(text)
         null = None if scale == 1 else net.condition(text, torch.ones(len(text), dtype=torch.bool, device=self.device))
         keep = frames[..., None].to(x.dtype)
@@ -322,7 +323,7 @@ class DiffusionGenerator(Generator):
             return {k: v.detach().cpu() for k, v in net.state_dict().items()}
 
         out = {"config": dict(self.cfg), "motion_dim": self.motion_dim, "text_dims": list(self.text_dims),
-               "model": cpu(self.ema if self.ema is not None else self.net)}
+               "model": cpu(self.sampling_net)}
         if self.ema is not None:
             out["trained"] = cpu(self.net)
         return out
