@@ -15,6 +15,7 @@ import argparse
 
 import numpy as np
 import torch
+
 from mate.data.features import gaussian_smooth
 from mate.evaluate.probes import foot_skate, jitter
 from mate.pipeline import load_run

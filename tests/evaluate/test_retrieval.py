@@ -15,7 +15,6 @@ from mate.data.dataset import MotionDataset
 from mate.data.pack import open_pack
 from mate.evaluate.metrics import r_precision
 from mate.evaluate.retrieval import EvaluatorMismatch, load, train_or_load
-from mate.evaluate.retrieval.train import embed_motions, embed_texts
 from mate.text.encoder import TextEncoder
 
 

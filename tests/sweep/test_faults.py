@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import csv
 
-import pytest
-
 from mate.cli import main
 
 SPACE = """

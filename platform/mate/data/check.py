@@ -21,7 +21,6 @@ from . import layout as L
 from .captions import read_captions
 from .errors import DatasetError
 
-
 # Problems the readers handle the way the field's loaders do (they skip the clip): reported, not failing.
 WARNINGS = frozenset({"too_short", "too_long"})
 

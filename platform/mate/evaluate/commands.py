@@ -70,8 +70,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from mate.data.dataset import MotionDataset
     from mate.evaluate.metrics import evaluate_embeddings
     from mate.runinfo import write_outputs

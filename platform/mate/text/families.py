@@ -114,8 +114,9 @@ def pool(family: str, output, attention_mask: torch.Tensor, normalize: bool) -> 
 
 def folder_hash(folder: Path) -> str:
     """Identity of a model folder: sha256 of its config, tokenizer and weight files' bytes (not its location)."""
-    from mate.cache import file_sha256
     import hashlib
+
+    from mate.cache import file_sha256
 
     h = hashlib.sha256()
     for p in sorted(folder.rglob("*")):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .channels import FPS, G, Channels, Style, jitter, keyframes, smoothstep, spread, swing_mask
+from .channels import FPS, Channels, G, Style, jitter, keyframes, smoothstep, spread, swing_mask
 from .locomotion import direction_vec, lead_frames, speed_class, turn_sign
 
 # Per speed class (slowly, normal, quickly).

@@ -14,12 +14,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from torch.utils.data import ConcatDataset
 from tqdm import tqdm
 
 from mate.cache import content_hash, file_sha256, get_or_build
 from mate.config import derive_seed
-from torch.utils.data import ConcatDataset
-
 from mate.data.captions import canonical_text
 from mate.data.dataset import MotionDataset, collate, make_loader
 from mate.errors import UserError

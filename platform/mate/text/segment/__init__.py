@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Segmentation, SegmentError, Segmenter, SubText, Tally, validate
+from .base import Segmentation, Segmenter, SegmentError, SubText, Tally, validate
 from .rules import RULES_VERSION, RuleSegmenter
 from .store import SegmentRun, SegmentStore, store_path
 

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from .base import Invalid, Segmentation, SegmentError, Segmenter, validate
+from .base import Invalid, Segmentation, Segmenter, SegmentError, validate
 from .rules import RuleSegmenter
 
 log = logging.getLogger("mate.text.segment")

@@ -196,7 +196,7 @@ class _Cutter:
         w = self.word(j)
         if is_finite(w) or (gerund_ok and is_gerund(w)):
             return True
-        if base_ok and w in _BASE and self.word(j + 1) not in ("and", "or") and not self.t[j - 1].w in _DETS:
+        if base_ok and w in _BASE and self.word(j + 1) not in ("and", "or") and self.t[j - 1].w not in _DETS:
             return True
         return self.subject_at(j)
 
