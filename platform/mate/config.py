@@ -137,6 +137,12 @@ _KEYS: list[Key] = [
         "real clip marks as contacts; what keeps the root velocity and the legs consistent)"),
     Key("gen.geo_max_t", float, 1.0, "share of the diffusion steps, from the clean end, on which the geometric "
         "losses act (1: all, as MDM; at high noise the predicted x0 is a blur whose feet cannot be planted)", min=0.0),
+    Key("gen.snr_gamma", float, 0.0, "Min-SNR-gamma loss weighting (Hang et al. 2023): each item's x0 error "
+        "weighted by min(SNR_t, gamma), so the high-noise steps, whose best x0 is a blur, stop dominating the "
+        "gradient (0: off, the uniform x0 loss of MDM)", min=0.0),
+    Key("gen.skip", bool, False, "add a full-rank linear path from the noisy input to the predicted motion, "
+        "scaled by sqrt(alpha_bar_t): the output layer alone spans gen.hidden of the gen.patch x 263 dimensions, "
+        "which floors foot skating (bench/skate_floor.py)"),
     Key("gen.ema", float, 0.0, "decay of the exponential moving average of the weights that sampling uses (0: off, "
         "sample with the trained weights)", min=0.0),
     Key("gen.lr_schedule", str, "constant", "learning rate over training: constant, or cosine decay to 0 over "

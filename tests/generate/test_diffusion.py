@@ -161,6 +161,59 @@ def test_geometric_losses_see_sliding_feet_and_reach_the_training_loss(gen_pack,
     assert float(gen.training_loss(x0, frames, text)) == pytest.approx(plain, abs=1e-6)
 
 
+def test_min_snr_weighting_scales_each_items_error_by_its_capped_snr(train_set, text_features):
+    """gen.snr_gamma: an item's x0 error counts min(SNR_t, gamma) times; low-noise steps (SNR above gamma) are
+    capped and high-noise ones fade out, the ratio to the unweighted loss is exactly that weight."""
+    from mate.data.dataset import collate
+
+    gen = _gen(text_features, gen__dropout=0.0)
+    items = collate([train_set[0]])
+    x0, frames, text = items["motion"], items["mask"], text_features(items["text"])
+    seen = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        t = torch.randint(0, gen.schedule.steps, (1,))
+        ab = float(gen.schedule.alpha_bar(t))
+        want = min(ab / (1 - ab), 5.0)
+        losses = []
+        for gamma in (0.0, 5.0):
+            gen.cfg["gen.snr_gamma"] = gamma
+            torch.manual_seed(seed)
+            losses.append(float(gen.training_loss(x0, frames, text)))
+        assert losses[1] / losses[0] == pytest.approx(want, rel=1e-4)
+        seen.add(want == 5.0)
+    assert seen == {True, False}  # both the capped and the faded regime were exercised
+
+
+def _output_rank(gen, text_features, t: int) -> int:
+    """Rank of the (centred) predictions of the first token over 96 random inputs at step t, one text."""
+    torch.manual_seed(0)
+    x = torch.randn(96, 8, 263)
+    frames = torch.ones(96, 8, dtype=torch.bool)
+    text = text_features(["a person walks forward"] * 96)
+    with torch.no_grad():
+        gen.net.eval()
+        out = gen.net(x, torch.full((96,), t), frames, gen.net.condition(text))[:, :gen.net.patch].reshape(96, -1)
+    sv = torch.linalg.svdvals(out - out.mean(0))
+    return int((sv > 1e-4 * sv[0]).sum())
+
+
+def test_skip_path_starts_as_plain_prediction_and_lifts_the_output_rank_past_the_width(train_set, text_features):
+    """gen.skip: at initialisation the network predicts exactly what the plain one does (same seed); once
+    trained, its predictions span more than gen.hidden dimensions, which the plain output layer never can."""
+    plain, skip = _gen(text_features), _gen(text_features, gen__skip=True)
+    x, t = torch.randn(2, 8, 263), torch.tensor([3, 50])
+    frames, cond = torch.ones(2, 8, dtype=torch.bool), plain.net.condition(text_features(TEXTS))
+    skip.net.load_state_dict(plain.net.state_dict(), strict=False)
+    plain.net.eval(), skip.net.eval()
+    torch.testing.assert_close(skip.net(x, t, frames, cond), plain.net(x, t, frames, cond))
+    hidden = plain.net.hidden
+    assert _output_rank(plain, text_features, 0) <= hidden
+    skip.fit(train_set, text_features)
+    assert float(skip.net.skip.weight.detach().abs().max()) > 0
+    assert _output_rank(skip, text_features, 0) > 2 * hidden
+
+
 def test_cosine_learning_rate_decays_to_zero_and_constant_stays(text_features):
     gen = _gen(text_features, gen__lr=1e-3, gen__lr_schedule="cosine")
     assert [gen.learning_rate(p) for p in (0.0, 0.5, 1.0, 2.0)] == pytest.approx([1e-3, 5e-4, 0.0, 0.0], abs=1e-12)

@@ -6,7 +6,8 @@ losses on the joints recovered from the predicted features (`gen.w_vel`, `gen.w_
 foot-contact losses): the feature loss alone treats the root velocity and the legs as independent channels, so
 feet slide where a real clip plants them; `gen.geo_max_t` keeps them to the low-noise steps. `gen.lr_schedule` and
 `gen.ema` (sampling with a moving average of the weights) are what a short CPU budget needs to end on a settled
-model rather than on the last noisy step. Sampling: DDIM with
+model rather than on the last noisy step; `gen.snr_gamma` moves the loss's weight from the high-noise steps (where
+the best x0 is the blurred mean motion) to the low-noise ones that decide where a foot lands. Sampling: DDIM with
 eta 0 over `steps` (default `eval.sampler_steps`) and guidance scale `gen.guidance`, deterministic given the seed.
 Reproducibility across kills: every epoch re-seeds its RNGs from (gen.seed, epoch) and draws its batches from the
 same pair, so a run resumed from the checkpoint of epoch e repeats exactly what the uninterrupted run did after e;
@@ -68,7 +69,8 @@ class DiffusionGenerator(Generator):
             torch.manual_seed(self.seed)
             self.net = Denoiser(self.motion_dim, *self.text_dims, cond=c["gen.cond"], patch=c["gen.patch"],
                                 layers=c["gen.layers"], hidden=c["gen.hidden"], heads=c["gen.heads"],
-                                dropout=c["gen.dropout"])
+                                dropout=c["gen.dropout"],
+                                skip=self.schedule.alphas_cumprod.sqrt() if c["gen.skip"] else None)
         self.net.to(self.device)
         # the weights sampling uses: an exponential moving average of the trained ones when gen.ema > 0
         self.ema = copy.deepcopy(self.net).requires_grad_(False) if c["gen.ema"] else None
@@ -99,7 +101,11 @@ class DiffusionGenerator(Generator):
         with self._autocast():
             pred = self._forward(x_t, t, frames, self.net.condition(text, drop)).float()
         weight = frames[..., None].to(pred.dtype)
-        loss = ((pred - x0) ** 2 * weight).sum() / (weight.sum() * x0.shape[-1]).clamp(min=1)
+        rows = weight.sum()
+        if self.cfg["gen.snr_gamma"]:
+            ab = self.schedule.alpha_bar(t)
+            weight = weight * (ab / (1 - ab).clamp(min=1e-12)).clamp(max=self.cfg["gen.snr_gamma"])[:, None, None]
+        loss = ((pred - x0) ** 2 * weight).sum() / (rows * x0.shape[-1]).clamp(min=1)
         if self.cfg["gen.w_vel"] or self.cfg["gen.w_foot"]:
             low_noise = t < self.cfg["gen.geo_max_t"] * self.schedule.steps
             vel, foot = self.geometric_losses(pred, x0, frames & low_noise[:, None])

@@ -62,7 +62,8 @@ class Block(nn.Module):
 
 class Denoiser(nn.Module):
     def __init__(self, motion_dim: int, sentence_dim: int, token_dim: int, *, cond: str = "sentence", patch: int = 1,
-                 layers: int = 4, hidden: int = 128, heads: int = 4, dropout: float = 0.1):
+                 layers: int = 4, hidden: int = 128, heads: int = 4, dropout: float = 0.1,
+                 skip: torch.Tensor | None = None):
         super().__init__()
         if cond not in ("sentence", "tokens"):
             raise ValueError(f"cond must be 'sentence' or 'tokens', got {cond!r}")
@@ -74,6 +75,14 @@ class Denoiser(nn.Module):
         self.blocks = nn.ModuleList(Block(hidden, heads, dropout, cross=cond == "tokens") for _ in range(layers))
         self.norm = nn.LayerNorm(hidden)
         self.out = nn.Linear(hidden, patch * motion_dim)
+        # optional full-rank path from the noisy patch to the prediction, scaled by skip[t] (sqrt alpha_bar): `out`
+        # alone spans only `hidden` of the patch x motion_dim dimensions, too few to hold a foot's millimetres
+        # (bench/skate_floor.py). Zero at first, so training starts from plain x0 prediction.
+        self.skip = None
+        if skip is not None:
+            self.skip = nn.Linear(patch * motion_dim, patch * motion_dim, bias=False)
+            nn.init.zeros_(self.skip.weight)
+            self.register_buffer("skip_scale", skip.float(), persistent=False)
 
     def condition(self, text: TextBatch, drop: torch.Tensor | None = None) -> Condition:
         """Project the text; rows where `drop` (B,) is True get the null condition instead."""
@@ -111,4 +120,7 @@ class Denoiser(nn.Module):
         memory_pad = None if cond.memory_mask is None else ~cond.memory_mask
         for block in self.blocks:
             h = block(h, pad, cond.memory, memory_pad)
-        return self.out(self.norm(h[:, 1:])).reshape(b, n_frames, d)
+        out = self.out(self.norm(h[:, 1:]))
+        if self.skip is not None:
+            out = out + self.skip_scale[t].to(out.dtype)[:, None, None] * self.skip(x)
+        return out.reshape(b, n_frames, d)
