@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--items", type=int, default=48, help="val clips rebuilt and scored")
     args = ap.parse_args(argv)
     pack = open_pack(args.data, args.workspace, progress=False)
-    train = [int(i) for i in pack.split_indices("train")[: args.train_clips]]
+    train = [pack.normalize(np.asarray(pack.motion(int(i)), np.float64))
+             for i in pack.split_indices("train")[: args.train_clips]]
     val = [pack.normalize(np.asarray(pack.motion(int(i)), np.float64)) for i in pack.split_indices("val")[: args.items]]
     real = [pack.denormalize(m.astype(np.float32)) for m in val]
     print(f"real val clips: foot_skate {np.mean([foot_skate(m) for m in real]):.3f} m/s, jitter "
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| gen.patch | gen.hidden (rank) | variance kept | foot_skate floor (m/s) | jitter (m/s^3) |")
     print("|---:|---:|---:|---:|---:|")
     for p in args.patches:
-        x = np.concatenate([_patches(pack.normalize(np.asarray(pack.motion(i), np.float64)), p) for i in train])
+        x = np.concatenate([_patches(m, p) for m in train])
         mean = x.mean(0)
         _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
         for k in args.widths:
