@@ -39,14 +39,16 @@ _KEYS: list[Key] = [
     # data
     Key("data.dir", str, None, "dataset folder in the HumanML3D layout; unset: the synthetic corpus in the workspace",
         nullable=True),
-    Key("data.kind", str, "auto", "dataset family (auto: from the feature width)",
-        choices=("auto", "humanml3d", "kit")),
+    Key("data.kind", str, "auto", "dataset family the data must be (auto: whatever its feature width says; a "
+        "mismatch is an error)", choices=("auto", "humanml3d", "kit")),
     Key("data.num_clips", int, 2000, "clips in the synthetic corpus made when data.dir is unset"),
     Key("data.synth_seed", int, 0, "seed of the synthetic corpus (fixed across trials: the data is not a knob)"),
     Key("data.min_len", int, None, "shortest clip kept, in feature rows (unset: 40 HumanML3D, 24 KIT-ML)",
         nullable=True),
-    Key("data.max_len", int, 196, "longest motion a model sees, in feature rows (HumanML3D: 196)"),
-    Key("data.unit_len", int, 4, "lengths are cropped to a multiple of this (the motion encoders' downsampling)"),
+    Key("data.max_len", int, None, "longest crop a model trains on, in feature rows (unset: the family's, 196)",
+        nullable=True, min=1),
+    Key("data.unit_len", int, None, "crops are a multiple of this many rows (unset: the family's, 4: one token of "
+        "the motion encoders)", nullable=True, min=1),
     Key("data.random_crop", bool, True, "crop training clips at a random offset (else from the start)"),
     Key("data.seed", int, None, "seed of crops and shuffling (unset: derived from seed)", nullable=True),
     # text encoder

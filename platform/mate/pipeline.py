@@ -24,10 +24,10 @@ from mate.errors import UserError
 Report = Callable[[dict, "Path | None"], None]
 HISTORY = "history.jsonl"  # one line per generator epoch: what `report` was given
 CHECKPOINT_ALIGN = "align"  # the aligned rows inside a trial checkpoint, so a resume on another machine skips them
-ALIGN_STAGE_VERSION = 1
+ALIGN_STAGE_VERSION = 2  # 2: trained on mate.loop (per-epoch re-seeding)
 # keys that never change what the alignment learns (how the LLM is reached, how a crop is drawn for the generator)
 _ALIGN_IGNORES = ("segment.concurrency", "segment.max_retries", "segment.timeout", "segment.api_key_env",
-                  "evaluator.sha", "data.seed", "data.random_crop")
+                  "evaluator.sha", "data.seed", "data.random_crop", "data.kind")
 
 
 class EvaluatorMismatch(UserError):
@@ -162,59 +162,51 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     t0 = time.perf_counter()
     notes = load_annotations(data_dir)
     gen = make_generator(cfg, pack.dim, (text.sentence_dim, text.token_dim))
-    train = MotionDataset(pack, "train", random_crop=cfg["data.random_crop"], seed=cfg.seed_for("data"))
+    train = MotionDataset.from_config(pack, "train", cfg)
     eval_seed = cfg.seed_for("eval")
     ckpt = out / "checkpoint"
     if rows_dir:
         carry_rows(rows_dir, ckpt)
 
-    def finish(metrics: dict) -> None:
-        """Test evaluation and artifacts. Runs inside the last epoch's report, so that report (the one a scheduler
-        sees last) carries the test figures and run.json; a scheduler stopping the trial there loses nothing."""
-        t.metrics.update(metrics)
-        t.metrics["cost/gen_seconds"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        t.metrics.update(score_sampler(_sampler(gen, pack, cfg), pack, evaluator, "test",
-                                       items=cfg["eval.samples"], pairs=cfg["eval.pairs"],
-                                       repeats=cfg["eval.repeats"], seed=eval_seed, notes=notes))
-        t.metrics["cost/eval_seconds"] = time.perf_counter() - t1
-        t.metrics["cost/trial_seconds"] = time.perf_counter() - start
-        gen.save(out / "generator.pt")
-        if rows_dir:
-            shutil.copy2(rows_dir / "aligned_rows.safetensors", out / "aligned_rows.safetensors")
-            if (rows_dir / "plots").is_dir():
-                shutil.copytree(rows_dir / "plots", out / "plots", dirs_exist_ok=True)
-        write_outputs(out, t.metrics, cfg.to_dict(), evaluator_sha=evaluator.sha, dataset_hash=pack.content_hash,
-                      data_dir=str(data_dir), workspace=str(workspace), **t.info)
-        metrics.update(t.metrics)
+    def score(split: str, items: int, pairs: int, repeats: int) -> dict:
+        return score_sampler(_sampler(gen, pack, cfg), pack, evaluator, split, items=items, pairs=pairs,
+                             repeats=repeats, seed=eval_seed, notes=notes)
 
-    def score_val(epoch: int, metrics: dict) -> None:
-        metrics.update(score_sampler(_sampler(gen, pack, cfg), pack, evaluator, "val",
-                                     items=cfg["eval.val_items"], pairs=cfg["eval.val_items"], repeats=1,
-                                     seed=eval_seed, notes=notes))
-        if epoch == 1:
+    def score_val(metrics: dict) -> None:
+        metrics.update(score("val", cfg["eval.val_items"], cfg["eval.val_items"], 1))
+        if metrics["gen/epoch"] == 1:
             metrics.update({k: v for k, v in t.metrics.items() if k not in metrics})  # the align stage's figures
         _append_history(out / HISTORY, metrics)
 
-    def on_epoch(epoch: int, metrics: dict) -> None:
-        score_val(epoch, metrics)
-        if epoch >= cfg["gen.epochs"] or metrics.get("gen/stopped_early"):
-            finish(metrics)
-        report(dict(metrics), ckpt)
+    loop = gen.trainer(train, text, checkpoint_dir=ckpt, progress=progress)
+    last: dict = {}
+    if done := loop.resume(resume_dir):  # killed after an epoch's checkpoint but before its val line: score again
+        last = {m["gen/epoch"]: m for m in read_history(out)}.get(done[-1]["gen/epoch"], {})
+        if not last:
+            last = dict(done[-1])
+            score_val(last)
+    for metrics in loop.run():  # each epoch: its val objectives, then its report (the last one waits for test)
+        score_val(metrics)
+        last = metrics
+        if not loop.finished:
+            report(dict(metrics), ckpt)
+    t.metrics.update(last)
+    t.metrics["cost/gen_seconds"] = time.perf_counter() - t0
 
-    def on_resume(epoch: int, metrics: dict) -> None:
-        """A kill between an epoch's checkpoint and its val scoring lost that epoch's line: score it again from the
-        checkpoint (deterministic), so the learning curve and a finish right after the last epoch have it."""
-        if epoch not in {m["gen/epoch"] for m in read_history(out)}:
-            score_val(epoch, metrics)
-
-    history = gen.fit(train, text, on_epoch, checkpoint_dir=ckpt, resume_dir=resume_dir, progress=progress,
-                      on_resume=on_resume)
-    if not (out / "metrics.json").is_file():  # resumed after the last epoch's checkpoint: nothing left to train
-        lines = read_history(out)
-        last = dict(lines[-1]) if lines else dict(history[-1]) if history else {}
-        finish(last)
-        report(last, ckpt)
+    # 5. test scoring and artifacts; the last epoch's report carries them, so a scheduler that stops the trial at
+    # that report (ASHA at max_t) loses nothing
+    t1 = time.perf_counter()
+    t.metrics.update(score("test", cfg["eval.samples"], cfg["eval.pairs"], cfg["eval.repeats"]))
+    t.metrics["cost/eval_seconds"] = time.perf_counter() - t1
+    t.metrics["cost/trial_seconds"] = time.perf_counter() - start
+    gen.save(out / "generator.pt")
+    if rows_dir:
+        shutil.copy2(rows_dir / "aligned_rows.safetensors", out / "aligned_rows.safetensors")
+        if (rows_dir / "plots").is_dir():
+            shutil.copytree(rows_dir / "plots", out / "plots", dirs_exist_ok=True)
+    write_outputs(out, t.metrics, cfg.to_dict(), evaluator_sha=evaluator.sha, dataset_hash=pack.content_hash,
+                  data_dir=str(data_dir), workspace=str(workspace), **t.info)
+    report(dict(t.metrics), ckpt)
     return t.metrics
 
 

@@ -145,7 +145,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if over:
         run.cfg = resolve(over, base=run.cfg.to_dict(), where="mate sample: ")
     length = args.length or int(np.median(run.pack.lengths[run.pack.split_indices("train")]))
-    limit = run.pack.spec.max_motion_len
+    from mate.data.layout import configured
+
+    limit = configured(run.pack.spec, run.cfg).max_motion_len
     if not 4 <= length <= limit:
         raise UserError(f"--length {length}: between 4 and {limit} feature rows ({run.pack.spec.fps:g} per second)")
     motions = run.sample([args.text], [length], n=args.n, seed=args.seed, steps=args.steps)[0]

@@ -347,3 +347,41 @@ def test_collate_feeds_the_encoder_and_the_prior(train_items, tiny, encoder):
     again = collate(pack, items, idx)  # no rng: deterministic crops
     assert torch.equal(again["start"], collate(pack, items, idx)["start"]) and (again["proto"] == -1).all()
     assert isinstance(vocab, PrototypeVocab)
+
+
+def test_items_crop_by_the_config_data_keys(tiny, encoder):
+    """data.max_len and data.unit_len reach the alignment's batches through the items (crops of at most 64 rows, a
+    multiple of 8); unset, the items crop as the dataset family does (196, 4)."""
+    _, pack, _, loc, _ = tiny
+    items = build_items(pack, encoder, loc, resolve(TRUTH + ["data.max_len=64", "data.unit_len=8"]), "train")
+    assert (items.max_len, items.unit) == (64, 8)
+    idx = sample_batch(items, 32, np.random.default_rng(0))
+    for rng in (None, np.random.default_rng(1)):
+        batch = collate(pack, items, idx, rng=rng)
+        assert (batch["lengths"] <= 64).all() and (batch["lengths"] % 8 == 0).all() and (batch["lengths"] == 64).any()
+        assert ((batch["spans"][:, 0] < batch["spans"][:, 1]) & (batch["spans"][:, 1] <= batch["lengths"])).all()
+    plain = build_items(pack, encoder, loc, resolve(TRUTH), "train")
+    assert (plain.max_len, plain.unit) == (196, 4)
+    assert (collate(pack, plain, idx)["lengths"] > 64).any()
+    assert (collate(pack, items, idx, max_len=196, unit=4)["lengths"] > 64).any()  # explicit arguments win
+
+
+def test_clip_features_crop_to_the_family_or_the_given_limit(tiny):
+    from mate.align.run import _clip_features
+
+    _, pack, _, _, _ = tiny
+    seen = []
+
+    class Motion:
+        def __call__(self, motion, lengths):
+            seen.append(lengths.tolist())
+            return type("Out", (), {"clip": torch.ones(len(lengths), 3)})()
+
+    aligner = type("A", (), {"motion": Motion()})()
+    ids = pack.split("train")[:40]
+    _clip_features(aligner, pack, ids)
+    rows = [min(196, int(pack.lengths[pack.index(c)])) // 4 * 4 for c in ids]
+    assert seen[0] == rows
+    seen.clear()
+    _clip_features(aligner, pack, ids, max_len=64, unit=8)
+    assert seen[0] == [min(64, int(pack.lengths[pack.index(c)])) // 8 * 8 for c in ids]

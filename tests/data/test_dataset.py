@@ -128,3 +128,62 @@ def test_tiny_synthetic_corpus_through_the_pack(tiny_corpus, tmp_path):
         batch = collate([ds[i] for i in range(min(len(ds), 16))])
         assert len(ds) >= len(pack.split(split))  # every clip yields at least one caption item
         assert batch["motion"].shape[2] == 263 and (batch["lengths"] % 4 == 0).all() and batch["lengths"].max() <= 196
+
+
+# ------------------------------------------------------------------ data.max_len / data.unit_len / data.kind / min_len
+
+
+def test_config_data_keys_default_to_the_dataset_family(pack):
+    from mate.config import resolve
+
+    cfg = resolve(profile="tiny")
+    assert cfg["data.max_len"] is None and cfg["data.unit_len"] is None and cfg["data.kind"] == "auto"
+    ds = MotionDataset.from_config(pack, "train", cfg, random_crop=False)
+    plain = MotionDataset(pack, "train", random_crop=False)
+    assert (ds.max_motion_len, ds.unit_len, ds.min_len) == (196, 4, 40)
+    assert [ds[i]["length"] for i in range(len(ds))] == [plain[i]["length"] for i in range(len(plain))]
+    assert ds.random_crop is False and MotionDataset.from_config(pack, "train", cfg).random_crop is True
+    assert MotionDataset.from_config(pack, "train", cfg).seed == cfg.seed_for("data")
+
+
+def test_config_max_len_and_unit_len_set_the_crops(pack):
+    from mate.config import resolve
+
+    ds = MotionDataset.from_config(pack, "train", resolve(["data.max_len=96", "data.unit_len=8"]), random_crop=False)
+    lengths = [ds[i]["length"] for i in range(len(ds))]
+    assert max(lengths) == 96 and all(n % 8 == 0 and n <= 96 for n in lengths)
+    assert 48 in lengths  # the 50-row timed sub-clip: 48 rows under either unit, under the 96-row limit
+    assert 40 in lengths  # the 40-row clip: a multiple of 8 already
+    ds = MotionDataset.from_config(pack, "train", resolve(["data.unit_len=16"]), random_crop=False)
+    assert ds.max_motion_len == 192  # the family's 196, cut to the unit
+    assert sorted({ds[i]["length"] for i in range(len(ds))}) == [32, 48, 112, 160, 192]  # 40, 50, 120, 170, 199 rows
+
+
+def test_config_min_len_filters(pack):
+    from mate.config import resolve
+
+    base = MotionDataset.from_config(pack, "train", resolve())
+    ds = MotionDataset.from_config(pack, "train", resolve(["data.min_len=100"]))
+    assert ds.min_len == 100 and 0 < len(ds) < len(base)
+    assert all(ds[i]["length"] >= 96 for i in range(len(ds)))
+
+
+def test_config_kind_must_match_the_data(pack):
+    from mate.config import ConfigError, resolve
+
+    assert MotionDataset.from_config(pack, "train", resolve(["data.kind=humanml3d"])).unit_len == 4
+    with pytest.raises(ConfigError, match="data.kind=kit but the dataset is humanml3d"):
+        MotionDataset.from_config(pack, "train", resolve(["data.kind=kit"]))
+
+
+@pytest.mark.parametrize("over, message", [
+    (["data.max_len=130"], "data.max_len=130 must be a positive multiple of the crop unit 4"),
+    (["data.max_len=4", "data.unit_len=8"], "data.max_len=4 must be a positive multiple of the crop unit 8"),
+])
+def test_config_crop_keys_that_cannot_be_honoured_are_errors(pack, over, message):
+    from mate.config import ConfigError, resolve
+
+    with pytest.raises(ConfigError, match=message):
+        MotionDataset.from_config(pack, "train", resolve(over))
+    with pytest.raises(ConfigError, match="at least 1"):
+        resolve(["data.unit_len=0"])

@@ -1,4 +1,4 @@
-"""Word-guided multi-head attention (MATE_METHOD.md 1): a word's own motion feature f_w^m.
+"""Word-guided multi-head attention (docs/method.md §7): a word's own motion feature f_w^m.
 
     f_w^m = MultiHead(Q = Proj(WE(w)), K = (1 + omega G) * F, V = F)
 
@@ -13,7 +13,7 @@ G (B, L) is the localization prior on the same grid (`mate.align.prior`), omega 
   word-motion pair in `pairwise`.
 - ``logit_bias`` (ours): logit_tau = q.k_tau / sqrt(d) + omega G_tau.
 
-Caveat (MATE_METHOD.md 1, ours): scaling a logit by (1 + omega G) > 1 amplifies an in-segment token only where
+Caveat (docs/method.md §7, ours): scaling a logit by (1 + omega G) > 1 amplifies an in-segment token only where
 q.k_tau > 0 and *suppresses* it where q.k_tau < 0 (a negative logit becomes more negative), so under ``key_scale`` the
 prior raises in-segment attention only when the query already likes those tokens; ``logit_bias`` raises it whatever
 the sign. Ablate the two.

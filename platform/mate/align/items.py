@@ -1,4 +1,4 @@
-"""MATE's training items: word OCCURRENCES with the motion segment of their sub-text (MATE_METHOD 1-2).
+"""MATE's training items: word OCCURRENCES with the motion segment of their sub-text (docs/method.md §5).
 
 A training sample is (caption t, motion m, a word w of t). Here it is one occurrence of a word in a caption, with
 the sub-text that holds it and that sub-text's row span from the localization (`mate.align.localize`): "walks
@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from mate.data.layout import HUMANML3D
 from mate.errors import UserError
 from mate.text.encoder import WORD_RE, Word
 
@@ -78,6 +79,9 @@ class Items:
     pos_tags: list[str]
     classes: list[str]
     stats: dict = field(default_factory=dict)
+    # how `collate` crops (the dataset family's values, or `data.max_len` / `data.unit_len` when set)
+    max_len: int = HUMANML3D.max_motion_len  # longest crop, in rows
+    unit: int = HUMANML3D.unit_len  # crops are a multiple of this many rows
 
     def __len__(self) -> int:
         return len(self.clip)
@@ -170,7 +174,7 @@ def build_items(pack, encoder, localization, cfg, split: str, *, word_sampling: 
     sampling = word_sampling or _opt(cfg, "align.word_sampling", "motion")
     if sampling not in W.SAMPLINGS:
         raise UserError(f"align.word_sampling must be one of {', '.join(W.SAMPLINGS)}; got {sampling!r}")
-    ds = MotionDataset(pack, split, random_crop=False, min_len=_opt(cfg, "data.min_len", None))
+    ds = MotionDataset.from_config(pack, split, {} if cfg is None else cfg, random_crop=False)
     pairs_clip, pairs_cap, pairs_rows = ds.clip.astype(np.int64), ds.cap.astype(np.int64), ds.rows.astype(np.int64)
     captions = {int(k): pack.caption(int(k)) for k in np.unique(pairs_cap)}
     texts_u = list(dict.fromkeys(c.text for c in captions.values()))
@@ -282,6 +286,7 @@ def build_items(pack, encoder, localization, cfg, split: str, *, word_sampling: 
         cap_surf_ptr=ptr([len(c) for c in cap_surf]),
         cap_surf_ids=np.array([c for cs in cap_surf for c in cs], np.int32),
         surfaces=surf.items, lemmas=lem.items, pos_tags=posi.items, classes=cls.items, stats=dict(stats),
+        max_len=int(ds.max_motion_len), unit=int(ds.unit_len),
     )
 
 
@@ -344,8 +349,8 @@ def sample_batch(items: Items, batch_size: int, rng: np.random.Generator) -> np.
     return rng.choice(len(items), size=batch_size, replace=batch_size > len(items)).astype(np.int64)
 
 
-def crop_window(rows: tuple[int, int], span: tuple[int, int], max_len: int = 196, unit: int = 4,
-                rng: np.random.Generator | None = None) -> tuple[int, int]:
+def crop_window(rows: tuple[int, int], span: tuple[int, int], max_len: int = HUMANML3D.max_motion_len,
+                unit: int = HUMANML3D.unit_len, rng: np.random.Generator | None = None) -> tuple[int, int]:
     """The rows [o, o + n) an item shows: n = the caption's rows cut to a multiple of `unit`, at most `max_len`;
     the offset keeps the word's segment inside the crop when it fits (uniformly among such offsets with `rng`, else
     the one nearest the centred crop), and stays inside the segment when the segment is longer than the crop."""
@@ -364,11 +369,12 @@ def crop_window(rows: tuple[int, int], span: tuple[int, int], max_len: int = 196
 
 
 def collate(pack, items: Items, index, *, encoder=None, prototypes: PrototypeVocab | np.ndarray | None = None,
-            rng: np.random.Generator | None = None, max_len: int = 196, unit: int = 4,
+            rng: np.random.Generator | None = None, max_len: int | None = None, unit: int | None = None,
             surface_absent: bool = False) -> dict[str, Any]:
     """A training batch for the occurrences `index`.
 
-    motion (B, Lmax, D) float32 normalised rows of each item's crop (`crop_window`), lengths (B,), mask (B, Lmax);
+    motion (B, Lmax, D) float32 normalised rows of each item's crop (`crop_window`; max_len and unit default to the
+    items' own, `data.max_len` and `data.unit_len` over the family's), lengths (B,), mask (B, Lmax);
     start (B,) the crop's first clip row; text (B captions); tokenized = encoder.tokenize(text) when `encoder` is
     given; positions (B, P) long sub-token positions of each word in its caption's tokenized sequence (padded with 0)
     and pos_mask (B, P); spans (B, 2) long, the word's segment in rows of the crop ([0, lengths]); proto (B,) long
@@ -378,6 +384,8 @@ def collate(pack, items: Items, index, *, encoder=None, prototypes: PrototypeVoc
     idx = np.asarray(index, np.int64)
     if encoder is not None and getattr(encoder, "name", None) != items.encoder_name:
         raise ValueError(f"items were tokenized by {items.encoder_name}, not {getattr(encoder, 'name', None)}")
+    max_len = items.max_len if max_len is None else max_len
+    unit = items.unit if unit is None else unit
     crops = [crop_window(tuple(items.rows[m]), tuple(items.span[m]), max_len, unit, rng) for m in idx]
     lengths = torch.tensor([e - o for o, e in crops], dtype=torch.long)
     lmax = int(lengths.max()) if len(idx) else 0

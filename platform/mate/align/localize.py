@@ -1,4 +1,4 @@
-"""Motion localization for MATE's training items (MATE_METHOD 1): every caption's sub-texts with their motion rows.
+"""Motion localization for MATE's training items (docs/method.md §4): every caption's sub-texts with their motion rows.
 
 `localize(pack, encoder, cfg, workspace)` segments every caption of the pack (`segment.backend`: rules, openai or
 truth; the segmentation cache of `mate.text.segment`), and partitions each caption's motion among its N sub-texts:
@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from mate.cache import content_hash, file_sha256, get_or_build, note
 from mate.errors import UserError
+from mate.evaluate.retrieval.model import DOWNSAMPLE  # the partition model's rows per token (not data.unit_len)
 from mate.evaluate.retrieval.train import partition_seed
 
 FORMAT = 1
@@ -159,7 +160,7 @@ def _build(pack, encoder, cfg, workspace, texts, segs, evaluator, notes, min_len
                     TRUTH_MISMATCH
         elif n == 1:
             per_cap[k], kind[k] = [(subs[0].start, subs[0].end, a, b)], SINGLE
-        elif (b - a) // 4 < n * min_len:
+        elif (b - a) // DOWNSAMPLE < n * min_len:
             per_cap[k], kind[k] = [(s.start, s.end, ra, rb) for s, (ra, rb) in zip(subs, _equal_rows(a, b, n))], SHORT
         else:
             pending.append(k)

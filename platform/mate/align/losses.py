@@ -1,4 +1,4 @@
-"""MATE's losses (MATE_METHOD.md 2), each a scalar; false-negative masks are inputs, computed by the caller.
+"""MATE's losses (docs/method.md §9), each a scalar; false-negative masks are inputs, computed by the caller.
 
     L = w_rec L_rec + w_self L_self + w_cross L_cross + w_align L_align + w_sent L_sent (+ w_loc L_loc)
 

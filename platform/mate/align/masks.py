@@ -1,4 +1,4 @@
-"""False-negative masks between word occurrences (MATE_METHOD 2): which pairs in a batch are not really negatives.
+"""False-negative masks between word occurrences (docs/method.md §9): which pairs in a batch are not really negatives.
 
 Judged on lemma classes with a synonym map (counterclockwise = anticlockwise = anti-clockwise), not on surface
 strings; `false_negative_rate` measures that against the synthetic annotations.

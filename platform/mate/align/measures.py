@@ -1,4 +1,4 @@
-"""Word-level evidence that alignment did what it claims (DESIGN 4), from the corpus's minimal pairs.
+"""Word-level evidence that alignment did what it claims (docs/method.md §12), from the corpus's minimal pairs.
 
 - `align/pair_cos_<attr>`: mean cosine between the language model's sentence features of the two captions of an
   antonym pair: the entanglement a downstream generator reads (base MiniLM puts most above 0.95).

@@ -1,7 +1,7 @@
 """The MATE alignment model: the language model's trainable rows plus the heads that exist only during alignment
 (motion encoder + decoder, word-guided attention, prototype bank, sentence projection).
 
-One `terms(batch)` call computes exactly the loss terms whose weight is non-zero (MATE_METHOD 2); a zero weight
+One `terms(batch)` call computes exactly the loss terms whose weight is non-zero (docs/method.md §9); a zero weight
 costs nothing and leaves its parameters out of the graph.
 """
 

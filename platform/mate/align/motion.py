@@ -1,4 +1,4 @@
-"""The motion side of MATE training (MATE_METHOD.md 1-2), trained jointly and discarded after alignment.
+"""The motion side of MATE training (docs/method.md §6), trained jointly and discarded after alignment.
 
 `MotionEncoder`: normalised features (B, T, D_in) -> token features F (B, ceil(T / 4), H) for the word-guided
 attention, their mask (valid tokens: max(T_b // 4, 1), as in `mate.align.prior.token_lengths`), and the clip feature

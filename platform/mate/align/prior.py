@@ -1,4 +1,4 @@
-"""The localization prior (MATE_METHOD.md 1) on the token grid the word-guided attention runs on.
+"""The localization prior (docs/method.md §7) on the token grid the word-guided attention runs on.
 
 A word occurrence comes with the segment [s, e) of its sub-text, in feature rows. The motion encoder downsamples time
 by `downsample` (4, like Guo's movement encoder and our retrieval model), so the prior is built on its token grid:
@@ -16,8 +16,9 @@ Token tau is evaluated at position tau (the paper's formula with frames replaced
 
 The segment's token range is [round(s / ds), round(e / ds)) with halves rounding up (the nearest-token rule of
 `mate.evaluate.partition.frames_to_tokens`), clamped to the clip's valid tokens; a span too short to cover a token
-keeps the one token that holds its centre. Tokens at or beyond a clip's valid token count (`token_lengths`) are 0
-under every kind.
+keeps the one token that holds its centre. This range (`segment_token_range`, one span: `token_span`) is the only
+row-to-token span rule: `mate.align.run` measures align/attn_in_span and plots the true span on the same tokens.
+Tokens at or beyond a clip's valid token count (`token_lengths`) are 0 under every kind.
 
 `kl_localization` is the optional attention loss L_loc (ours; the paper has none): KL(normalised prior || attention).
 """
@@ -32,7 +33,8 @@ PRIOR_KINDS = ("none", "binary", "gaussian_segment", "gaussian_full")
 DOWNSAMPLE = 4
 _MIN_SIGMA = 1e-3  # tokens: a zero-width span still gives a finite (spike) Gaussian
 
-__all__ = ["DOWNSAMPLE", "PRIOR_KINDS", "gaussian_prior", "kl_localization", "segment_token_range", "token_lengths"]
+__all__ = ["DOWNSAMPLE", "PRIOR_KINDS", "gaussian_prior", "kl_localization", "segment_token_range", "token_lengths",
+           "token_span"]
 
 
 def token_lengths(lengths: torch.Tensor | Sequence[int], downsample: int = DOWNSAMPLE) -> torch.Tensor:
@@ -49,7 +51,14 @@ def _as_spans(spans) -> torch.Tensor:
 
 
 def segment_token_range(spans, length_tokens, downsample: int = DOWNSAMPLE) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token range [lo, hi) of each span (feature rows), clamped to the clip's valid tokens, never empty."""
+    """Rows -> tokens for the prior, attn_in_span and plots: nearest token bounds (a token is in iff half its rows are).
+
+    spans (B, 2) [start, end) in feature rows; length_tokens (B,) valid tokens (`token_lengths`). Each bound goes to
+    the nearest token boundary, halves up (the rule of `frames_to_tokens`): token t (rows [4t, 4t + 4)) is inside
+    when at least 2 of its 4 rows are. Returns long tensors (lo, hi), the range [lo, hi) clamped to the valid tokens
+    and never empty (a span too short to hold a token keeps the token of its centre). Not floor/ceil: rows
+    [4a, 4b) map back to exactly tokens [a, b), and a neighbour holding one stray row of the span stays outside.
+    """
     spans = _as_spans(spans)
     n_tok = torch.as_tensor(length_tokens, device=spans.device).long()
     s, e = spans[:, 0].long(), spans[:, 1].long()
@@ -61,6 +70,16 @@ def segment_token_range(spans, length_tokens, downsample: int = DOWNSAMPLE) -> t
     lo = torch.where(empty, centre, lo)
     hi = torch.where(empty, centre + 1, hi)
     return lo, hi
+
+
+def token_span(rows_span: tuple[int, int], unit: int = DOWNSAMPLE, n_tokens: int | None = None) -> tuple[int, int]:
+    """One span's tokens [lo, hi) by `segment_token_range`'s nearest-boundary rule (n_tokens: the clip's valid
+    tokens; None: as many as the span's end needs)."""
+    s, e = (int(v) for v in rows_span)
+    if n_tokens is None:
+        n_tokens = max(-(-e // unit), 1)
+    lo, hi = segment_token_range([[s, e]], [int(n_tokens)], unit)
+    return int(lo[0]), int(hi[0])
 
 
 def gaussian_prior(spans, length_tokens, kind: str, sigma_scale: float, downsample: int = DOWNSAMPLE,

@@ -1,4 +1,4 @@
-"""Motion prototypes (MATE_METHOD.md 2): m learnable vectors per word of the prototype vocabulary.
+"""Motion prototypes (docs/method.md §8): m learnable vectors per word of the prototype vocabulary.
 
 The paper has one prototype per vocabulary word; `align.prototype_vocab` (N words) and `align.prototypes_per_word`
 (m) make the count a knob. A word's score against a feature f is a soft maximum over its m prototypes

@@ -21,19 +21,24 @@ from . import items as I
 from . import measures
 from .localize import localize
 from .model import Aligner
+from .prior import segment_token_range, token_lengths, token_span
 from .trainer import fit
 
 ROWS_FILE = "aligned_rows.safetensors"
 
 
 @torch.no_grad()
-def _clip_features(aligner, pack, clip_ids, max_len: int = 196, batch: int = 64) -> torch.Tensor:
-    """Unit clip features of whole clips (cropped to a multiple of 4 rows), padded into batches: the motion encoder
-    gives a clip the same feature alone or padded, so batching only saves time."""
+def _clip_features(aligner, pack, clip_ids, max_len: int | None = None, batch: int = 64,
+                   unit: int | None = None) -> torch.Tensor:
+    """Unit clip features of whole clips (cropped to a multiple of `unit` rows, at most `max_len`; both default to
+    the dataset family's), padded into batches: the motion encoder gives a clip the same feature alone or padded, so
+    batching only saves time."""
+    max_len = pack.spec.max_motion_len if max_len is None else max_len
+    unit = pack.spec.unit_len if unit is None else unit
     feats = []
     for s in range(0, len(clip_ids), batch):
         xs = [pack.normalize(pack.motion(cid)) for cid in clip_ids[s : s + batch]]
-        lengths = [max(4, min(max_len, len(x)) // 4 * 4) for x in xs]
+        lengths = [max(unit, min(max_len, len(x)) // unit * unit) for x in xs]
         motion = torch.zeros(len(xs), max(lengths), pack.dim)
         for i, (x, n) in enumerate(zip(xs, lengths)):
             motion[i, : min(n, len(x))] = torch.from_numpy(x[:n])
@@ -73,8 +78,7 @@ def attention_in_span(aligner, pack, truth_items, limit: int = 256, seed: int = 
         b = I.collate(pack, truth_items, idx[s : s + 64], encoder=aligner.encoder)
         _, extra = aligner.terms(b, {"align": 1.0})
         att = extra["attention"]  # (B, L) over tokens
-        lo = (b["spans"][:, 0] // 4).clamp(max=att.shape[1] - 1)
-        hi = torch.maximum(lo + 1, (b["spans"][:, 1] + 3) // 4)
+        lo, hi = segment_token_range(b["spans"], token_lengths(b["lengths"]))  # the prior's own rule
         grid = torch.arange(att.shape[1])[None]
         inside = (grid >= lo[:, None]) & (grid < hi[:, None])
         shares.append((att * inside).sum(1))
@@ -133,7 +137,7 @@ def run_align(cfg, data_dir, workspace, out, *, report: Callable | None = None, 
         log(f"align: {len(train)} word occurrences, {len(vocab)} prototype words, "
             f"{len(encoder.rows.ids) if encoder.rows is not None else 0} trainable rows, {steps} steps/epoch")
         history = fit(aligner, make_batches, cfg, report=report, evaluate=evaluate, checkpoint_dir=out / "checkpoint",
-                      resume_dir=resume_dir, progress=progress)
+                      resume_dir=resume_dir, progress=progress, seed=seed)
         metrics.update(history[-1] if history else {})
     aligner.eval()
     metrics["align/false_neg_rate"] = _false_negative_rate(train, data_dir, seed)
@@ -172,9 +176,10 @@ def _plots(aligner, pack, train, vocab, pairs, folder: Path) -> None:
             b = I.collate(pack, train, idx, encoder=aligner.encoder)
             _, extra = aligner.terms(b, {"align": 1.0})
             prior = aligner.priors(b["spans"], b["lengths"], extra["attention"].shape[1])
+            n_tok = token_lengths(b["lengths"])
             rows = [{"caption": b["text"][r], "word": b["word"][r], "attention": extra["attention"][r].numpy(),
                      "prior": None if prior is None else prior[r].numpy(),
-                     "true": (int(b["spans"][r, 0]) // 4, (int(b["spans"][r, 1]) + 3) // 4)} for r in range(len(idx))]
+                     "true": token_span(b["spans"][r], n_tokens=int(n_tok[r]))} for r in range(len(idx))]
             plots.attention(rows, folder / "attention.png")
     groups: dict[str, list[str]] = {}
     for p in pairs:

@@ -1,4 +1,4 @@
-"""The alignment loop: the rows with their own learning rate, per-epoch reports, checkpoint and resume.
+"""The alignment's training: the rows with their own learning rate, on `mate.loop` (checkpoint, resume, checks).
 
 `fit` knows nothing of where batches come from (`make_batches(epoch)`) or how the run is measured
 (`evaluate(aligner) -> metrics`), so the same loop serves `mate align`, a sweep trial and the tests. The frozen-rows
@@ -8,12 +8,12 @@ control (`align.train_rows=false`) runs the same heads and schedule with the row
 from __future__ import annotations
 
 import math
-import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 import torch
+
+from mate.loop import Loop, Plan, Task
 
 from .losses import TERMS, total_loss, weights_from_config
 
@@ -44,62 +44,49 @@ def _optimizer(aligner, cfg) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, weight_decay=1e-4)
 
 
+class _Alignment(Task):
+    def __init__(self, aligner, make_batches: Callable[[int], Iterable[dict]], weights: dict[str, float],
+                 evaluate: Callable[[object], dict] | None):
+        self.aligner, self.make_batches, self.weights, self.evaluate = aligner, make_batches, weights, evaluate
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.aligner.train()
+
+    def batches(self, epoch: int):
+        return self.make_batches(epoch)
+
+    def loss(self, batch):
+        terms, _ = self.aligner.terms(batch, self.weights)
+        return total_loss(terms, self.weights), terms
+
+    def end_epoch(self, epoch: int, metrics: dict) -> None:
+        metrics.update({f"align/loss_{n}": 0.0 for n in TERMS if f"align/loss_{n}" not in metrics})
+        if self.evaluate is not None:
+            self.aligner.eval()
+            metrics.update(self.evaluate(self.aligner))
+
+    def state(self) -> dict:
+        return {"model": trainable_state(self.aligner)}
+
+    def load_state(self, state) -> None:
+        self.aligner.load_state_dict(state["model"], strict=False)
+
+
 def fit(aligner, make_batches: Callable[[int], Iterable[dict]], cfg: Mapping, *, report: Report | None = None,
         evaluate: Callable[[object], dict] | None = None, checkpoint_dir: str | Path | None = None,
-        resume_dir: str | Path | None = None, progress: bool = False) -> list[dict]:
-    """Train for `align.epochs`; returns the per-epoch metrics. A NaN loss stops the run with a clear error."""
+        resume_dir: str | Path | None = None, progress: bool = False, seed: int = 0) -> list[dict]:
+    """Train for `align.epochs` on `mate.loop`; returns the per-epoch metrics. `resume_dir` continues from its
+    checkpoint; a NaN loss stops the run with a clear error."""
     weights = loss_weights(cfg)
-    opt = _optimizer(aligner, cfg)
-    start, history = 0, []
-    if resume_dir is not None and (Path(resume_dir) / CHECKPOINT).is_file():
-        state = torch.load(Path(resume_dir) / CHECKPOINT, weights_only=False)
-        aligner.load_state_dict(state["model"], strict=False)
-        opt.load_state_dict(state["optimizer"])
-        start, history = state["epoch"], state["history"]
-    epochs = range(start, cfg["align.epochs"])
-    if progress:
-        from tqdm import tqdm
-
-        epochs = tqdm(epochs, desc="align", unit="epoch", initial=start, total=cfg["align.epochs"])
-    for epoch in epochs:
-        aligner.train()
-        sums: dict[str, float] = defaultdict(float)
-        steps, t0 = 0, time.perf_counter()
-        for batch in make_batches(epoch):
-            terms, _ = aligner.terms(batch, weights)
-            loss = total_loss(terms, weights)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"align: the loss became {float(loss)} at epoch {epoch} (terms: "
-                                         f"{ {k: float(v) for k, v in terms.items()} }); lower align.lr/row_lr")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 5.0)
-            opt.step()
-            sums["align/loss"] += float(loss.detach())
-            for name, value in terms.items():
-                sums[f"align/loss_{name}"] += float(value.detach())
-            steps += 1
-        metrics = {k: v / max(steps, 1) for k, v in sums.items()}
-        metrics.update({f"align/loss_{n}": 0.0 for n in TERMS if f"align/loss_{n}" not in metrics})
-        metrics["align/epoch"] = epoch + 1
-        metrics["cost/align_epoch_seconds"] = time.perf_counter() - t0
-        if evaluate is not None:
-            aligner.eval()
-            metrics.update(evaluate(aligner))
-        history.append(metrics)
-        ckpt = None
-        if checkpoint_dir is not None:
-            ckpt = Path(checkpoint_dir)
-            ckpt.mkdir(parents=True, exist_ok=True)
-            tmp = ckpt / f".{CHECKPOINT}.tmp"
-            torch.save({"model": trainable_state(aligner), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                        "history": history}, tmp)
-            tmp.replace(ckpt / CHECKPOINT)
+    checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+    plan = Plan("align", cfg["align.epochs"], seed=seed, clip_norm=5.0, hint="lower align.lr/row_lr", title="align")
+    loop = Loop(_Alignment(aligner, make_batches, weights, evaluate), _optimizer(aligner, cfg), plan,
+                checkpoint=checkpoint, device=next(aligner.parameters()).device, progress=progress)
+    loop.resume(resume_dir)
+    for metrics in loop.run():
         if report is not None:
-            report(metrics, ckpt)
-        if progress:
-            epochs.set_postfix(loss=f"{metrics['align/loss']:.3f}")
-    return history
+            report(metrics, checkpoint.parent if checkpoint is not None else None)
+    return loop.history
 
 
 def finite(metrics: Mapping[str, float]) -> dict[str, float]:

@@ -4,7 +4,7 @@
   field aligns with the words (`align_tokens`, a small edit-distance alignment: HumanML3D drops punctuation and
   hyphens and may split "person's"); a word the field does not cover gets `rule_lemma` (a small suffix lemmatiser
   with an irregular table) and `guess_pos` (closed-class lists, then suffixes; counted as guessed by the caller).
-- Word sampling (`align.word_sampling`, MATE_METHOD 2): `all` every word; `content` the POS tags in CONTENT_POS;
+- Word sampling (`align.word_sampling`, docs/method.md §5): `all` every word; `content` the POS tags in CONTENT_POS;
   `motion` content words minus MOTION_STOP (subject nouns, light verbs, time connectives).
 - Meaning classes: L_cross may only pair word j with motion i when the meaning of w_j is absent from caption i.
   "Absent" is judged on classes, not surface strings: `canonical(lemma)` merges synonyms (built from

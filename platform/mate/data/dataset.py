@@ -4,8 +4,9 @@ Items are (clip, caption) pairs: every whole-clip caption is an item over the wh
 item over its own sub-clip [int(start*fps), int(end*fps)), each kept only when its length passes the dataset's filter
 (HumanML3D 40 <= rows < 200, KIT-ML from 24) and, as in the T2M loaders, only when the whole clip passes it too. (The T2M loaders group a clip's whole-clip captions into one item and
 draw one per access; pairs make an epoch cover every caption and make evaluation deterministic.) Each access crops
-to a multiple of 4 rows, at most 196, at a random offset drawn from (seed, epoch, item), so crops are reproducible
-whatever the number of DataLoader workers, and normalises with the dataset's Mean/Std.
+to a multiple of 4 rows, at most 196 (the family's; `MotionDataset.from_config` applies `data.unit_len`,
+`data.max_len` and `data.min_len` instead), at a random offset drawn from (seed, epoch, item), so crops are
+reproducible whatever the number of DataLoader workers, and normalises with the dataset's Mean/Std.
 """
 
 from __future__ import annotations
@@ -53,6 +54,19 @@ class MotionDataset(Dataset):
         self.cap = cap[keep]  # global caption index of each item
         self.rows = rows[keep]  # [a, b) rows of the clip each item covers
         self.mean, self.std = pack.mean.astype(np.float32), pack.std.astype(np.float32)
+
+    @classmethod
+    def from_config(cls, pack: Pack, split: str, cfg, **kwargs) -> "MotionDataset":
+        """The dataset a config asks for: `data.kind` checked and `data.min_len`, `data.max_len` (longest crop) and
+        `data.unit_len` (crop unit) applied over the family's values (`mate.data.layout.configured`);
+        `random_crop` and `seed` default to `data.random_crop` and the config's data seed. `kwargs` win."""
+        from .layout import configured
+
+        spec = configured(pack.spec, cfg)
+        seed = cfg.seed_for("data") if hasattr(cfg, "seed_for") else (cfg.get("data.seed") or 0)
+        args = {"random_crop": cfg.get("data.random_crop", True), "seed": seed, "min_len": spec.min_len,
+                "max_motion_len": spec.max_motion_len, "unit_len": spec.unit_len}
+        return cls(pack, split, **{**args, **kwargs})
 
     def __len__(self) -> int:
         return len(self.cap)

@@ -10,8 +10,10 @@ limits are the public T2M loaders' (a clip is kept when min_len <= rows < 200 an
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +56,36 @@ class DatasetSpec:
 HUMANML3D = DatasetSpec("humanml3d", 263, 22, 20.0, 40)
 KIT_ML = DatasetSpec("kit", 251, 21, 12.5, 24)
 SPECS = {s.dim: s for s in (HUMANML3D, KIT_ML)}
+
+
+def configured(spec: DatasetSpec, cfg: Mapping[str, Any] | None) -> DatasetSpec:
+    """The dataset's spec with the config's data keys applied (the family's values where a key is unset).
+
+    `data.kind` (auto, humanml3d, kit) names the family the data must be: the family is a fact of the files (their
+    feature width, skeleton and frame rate), so a key cannot change it, only refuse data of another family.
+    `data.min_len` replaces the shortest kept clip, `data.max_len` the longest crop (`max_motion_len`, in feature rows)
+    and `data.unit_len` the crop unit (crops are a multiple of it; the family's longest crop is cut to a multiple of
+    it, an explicit data.max_len must be one). The length filter's upper bound (`max_len`: 200, the T2M loaders')
+    stays the family's; the motion encoders' token grid (4 rows a token) is their architecture, not these keys.
+    """
+    from mate.config import ConfigError
+
+    cfg = cfg or {}
+    kind = cfg.get("data.kind") or "auto"
+    if kind != "auto" and kind != spec.name:
+        raise ConfigError(f"data.kind={kind} but the dataset is {spec.name} (feature width {spec.dim}); set "
+                          f"data.kind=auto or {spec.name}, or point data.dir at a {kind} dataset")
+    over = {field: cfg.get(key) for field, key in (("min_len", "data.min_len"), ("max_motion_len", "data.max_len"),
+                                                   ("unit_len", "data.unit_len")) if cfg.get(key) is not None}
+    out = replace(spec, **over) if over else spec
+    if out.unit_len < 1:
+        raise ConfigError(f"data.unit_len must be at least 1 feature row; got {out.unit_len}")
+    if cfg.get("data.max_len") is None:  # the family's limit, cut to the crop unit (196 -> 192 for a unit of 16)
+        out = replace(out, max_motion_len=out.max_motion_len // out.unit_len * out.unit_len)
+    if out.max_motion_len < out.unit_len or out.max_motion_len % out.unit_len:
+        raise ConfigError(f"data.max_len={out.max_motion_len} must be a positive multiple of the crop unit "
+                          f"{out.unit_len} (data.unit_len): crops are a multiple of it")
+    return out
 
 
 def spec_for_dim(dim: int, path: str | os.PathLike | None = None) -> DatasetSpec:

@@ -1,4 +1,4 @@
-"""The packed cache: a dataset read once into one float32 array file plus a compact index (DESIGN 3).
+"""The packed cache: a dataset read once into one float32 array file plus a compact index (docs/architecture.md §3.2).
 
 Trials, evaluators and the sweep read `<workspace>/cache/packs/<content-hash>/`, never 30k small files; on a cluster
 the pack folder is what travels to the nodes. Layout of a pack folder:

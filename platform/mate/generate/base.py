@@ -2,8 +2,8 @@
 
 A generator trains on normalised motion (the dataset's Mean/Std space) and samples in that space too: callers
 denormalise with `Pack.denormalize` where they need raw features. It reads text only through `TextFeatures` and never
-evaluates itself: `fit` calls `on_epoch(epoch, metrics)` after each epoch's checkpoint is written, and the pipeline
-computes its val objectives there (adding keys to `metrics`, which then appear in the returned history).
+evaluates itself: its `trainer` yields each epoch's metrics once the epoch's checkpoint is written, and the pipeline
+computes its val objectives between epochs.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from mate.cache import atomic_write
 from mate.config import ConfigError, derive_seed
 from mate.data.dataset import MotionDataset
 from mate.errors import UserError
+from mate.loop import Loop, resolve_device
 
 from .text import TextFeatures
 
@@ -31,14 +32,24 @@ class Generator(abc.ABC):
     kind: str = ""
 
     @abc.abstractmethod
+    def trainer(self, data: MotionDataset, text: TextFeatures, *, checkpoint_dir: str | Path | None = None,
+                progress: bool = False) -> Loop:
+        """The training loop over `gen.epochs` (`mate.loop`), not yet started: `resume(dir)` it, then iterate
+        `run()` for each epoch's metrics (`gen/loss`, `gen/epoch` counted from 1, `cost/gen_epoch_seconds`, ...),
+        each yielded once `checkpoint_dir/gen.pt` holds that epoch."""
+
     def fit(self, data: MotionDataset, text: TextFeatures, on_epoch: OnEpoch | None = None, *,
             checkpoint_dir: str | Path | None = None, resume_dir: str | Path | None = None,
-            progress: bool = False, on_resume: OnEpoch | None = None) -> list[dict]:
-        """Train for `gen.epochs`; returns every epoch's metrics (`gen/loss`, `gen/epoch` counted from 1,
-        `cost/gen_epoch_seconds`, ...). Writes `checkpoint_dir/gen.pt` each epoch; `resume_dir` continues from its
-        checkpoint so that a killed and resumed run ends where an uninterrupted one does. `on_resume(epoch, metrics)`
-        runs once the checkpoint is loaded, with that epoch's metrics: a caller killed after the checkpoint but
-        before its `on_epoch` finished can redo its part."""
+            progress: bool = False) -> list[dict]:
+        """Train for `gen.epochs` (continuing from `resume_dir`'s checkpoint when it has one, so that a killed and
+        resumed run ends where an uninterrupted one does); `on_epoch(epoch, metrics)` after each epoch's checkpoint.
+        Returns every epoch's metrics."""
+        loop = self.trainer(data, text, checkpoint_dir=checkpoint_dir, progress=progress)
+        loop.resume(resume_dir)
+        for metrics in loop.run():
+            if on_epoch is not None:
+                on_epoch(int(metrics["gen/epoch"]), metrics)
+        return loop.history
 
     @abc.abstractmethod
     def sample(self, texts: Sequence[str], lengths: int | Sequence[int], n: int = 1, seed: int = 0,
@@ -120,4 +131,4 @@ def save_torch(obj: Any, path: str | Path) -> Path:
 
 
 def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return resolve_device()

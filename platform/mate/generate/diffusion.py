@@ -9,9 +9,7 @@ feet slide where a real clip plants them; `gen.geo_max_t` keeps them to the low-
 model rather than on the last noisy step; `gen.snr_gamma` moves the loss's weight from the high-noise steps (where
 the best x0 is the blurred mean motion) to the low-noise ones that decide where a foot lands. Sampling: DDIM with
 eta 0 over `steps` (default `eval.sampler_steps`) and guidance scale `gen.guidance`, deterministic given the seed.
-Reproducibility across kills: every epoch re-seeds its RNGs from (gen.seed, epoch) and draws its batches from the
-same pair, so a run resumed from the checkpoint of epoch e repeats exactly what the uninterrupted run did after e;
-no RNG state needs storing.
+Training runs on `mate.loop` (checkpoints, exact resume, NaN and divergence checks, time budget).
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +30,9 @@ from mate.data.features import features_to_joints
 from mate.data.skeleton import skeleton_for_dim
 from mate.errors import UserError
 
-from .base import FORMAT, Generator, OnEpoch, check_text_dims, default_device, epoch_batches, save_torch, stage_seed
+from mate.loop import Faults, Loop, Plan, Task
+
+from .base import FORMAT, Generator, check_text_dims, default_device, epoch_batches, save_torch, stage_seed
 from .model import Condition, Denoiser
 from .schedule import CosineSchedule
 from .text import TextBatch, TextFeatures
@@ -41,7 +40,6 @@ from .text import TextBatch, TextFeatures
 CHECKPOINT = "gen.pt"
 CONFIG_KEYS = (*(k for k in KEYS if k.startswith("gen.")), "eval.sampler_steps", "debug.nan_epoch", "debug.fail_epoch",
                "debug.hold_file")
-DIVERGED = 1e3  # an epoch's loss this many times the first epoch's ends the run
 
 
 class DiffusionGenerator(Generator):
@@ -154,15 +152,9 @@ class DiffusionGenerator(Generator):
         return x0.to(self.device), frames.to(self.device), text(items["text"]).to(self.device)
 
     # -- training -------------------------------------------------------------------------------------------------
-    def fit(self, data: MotionDataset, text: TextFeatures, on_epoch: OnEpoch | None = None, *,
-            checkpoint_dir: str | Path | None = None, resume_dir: str | Path | None = None,
-            progress: bool = False, on_resume: OnEpoch | None = None) -> list[dict]:
-        """See `Generator.fit`. `on_epoch(epoch, metrics)` gets the 1-based epoch (= `gen/epoch`).
-
-        `debug.nan_epoch`/`debug.fail_epoch` count epochs the same way; the injected failure happens only in a run
-        that did not resume from a checkpoint, so a retry from the last checkpoint succeeds (a transient fault).
-        `debug.hold_file` likewise holds only a fresh run: a stop lands mid-sweep however fast the machine is.
-        """
+    def trainer(self, data: MotionDataset, text: TextFeatures, *, checkpoint_dir: str | Path | None = None,
+                progress: bool = False) -> Loop:
+        """See `Generator.trainer`. The `debug.*` faults count epochs from 1 (= `gen/epoch`)."""
         c = self.cfg
         if data.pack.dim != self.motion_dim:
             raise UserError(f"the data has {data.pack.dim}-dim motion; this generator was built for {self.motion_dim}")
@@ -173,79 +165,13 @@ class DiffusionGenerator(Generator):
         self._norm = (torch.as_tensor(np.asarray(data.pack.mean), dtype=torch.float32, device=self.device),
                       torch.as_tensor(np.asarray(data.pack.std), dtype=torch.float32, device=self.device))
         opt = torch.optim.AdamW(self.net.parameters(), lr=c["gen.lr"], weight_decay=0.0)
-        start, history, spent, stopped, resumed = 0, [], 0.0, False, False
-        if resume_dir is not None and (Path(resume_dir) / CHECKPOINT).is_file():
-            state = torch.load(Path(resume_dir) / CHECKPOINT, map_location=self.device, weights_only=True)
-            self.net.load_state_dict(state.get("trained", state["model"]))
-            if self.ema is not None:
-                self.ema.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            start, history, spent, stopped = state["epoch"], state["history"], state["seconds"], state["stopped_early"]
-            resumed = True
-            if on_resume is not None and history:
-                on_resume(start, dict(history[-1]))
-        per_epoch = c["gen.steps"] or math.ceil(len(data) / c["gen.batch"])
-        total = max(c["gen.epochs"] * per_epoch, 1)
-        epochs = range(start, 0 if stopped else c["gen.epochs"])
-        if progress:
-            from tqdm import tqdm
-
-            epochs = tqdm(epochs, desc="generator", unit="epoch", initial=start, total=c["gen.epochs"])
-        for epoch in epochs:
-            number = epoch + 1
-            if c["debug.fail_epoch"] == number and not resumed:
-                raise RuntimeError(f"debug.fail_epoch={number}: injected failure at generator epoch {number}")
-            while number > 1 and not resumed and c["debug.hold_file"] and not Path(c["debug.hold_file"]).exists():
-                time.sleep(0.2)
-            t0 = time.perf_counter()
-            data.set_epoch(epoch)
-            self.net.train()
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                torch.manual_seed(derive_seed(self.seed, f"epoch:{epoch}"))
-                losses = []
-                rng = np.random.default_rng([self.seed, epoch])
-                for step, idx in enumerate(epoch_batches(len(data), c["gen.batch"], c["gen.steps"], rng)):
-                    done = epoch * per_epoch + step  # optimizer steps before this one
-                    for group in opt.param_groups:
-                        group["lr"] = self.learning_rate(done / total)
-                    loss = self.training_loss(*self._batch(data, idx, text))
-                    if c["debug.nan_epoch"] == number:
-                        loss = loss * float("nan")
-                    value = float(loss.detach())
-                    if not math.isfinite(value):
-                        cause = " (injected by debug.nan_epoch)" if c["debug.nan_epoch"] == number else ""
-                        raise FloatingPointError(f"generator: the loss became {value} at epoch {number}, step "
-                                                 f"{len(losses) + 1}{cause}; lower gen.lr or check the data")
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
-                    opt.step()
-                    self._update_ema(done)
-                    losses.append(value)
-                    if c["gen.max_seconds"] is not None and spent + time.perf_counter() - t0 > c["gen.max_seconds"]:
-                        stopped = True
-                        break
-            mean = float(np.mean(losses))
-            if history and mean > DIVERGED * history[0]["gen/loss"]:
-                raise FloatingPointError(f"generator: the loss diverged at epoch {number} ({mean:.4g}, first epoch "
-                                         f"{history[0]['gen/loss']:.4g}); lower gen.lr")
-            seconds = time.perf_counter() - t0
-            spent += seconds
-            metrics = {"gen/loss": mean, "gen/epoch": number, "gen/steps": len(losses),
-                       "gen/stopped_early": float(stopped), "cost/gen_epoch_seconds": seconds}
-            history.append(metrics)
-            if checkpoint_dir is not None:
-                save_torch({"format": FORMAT, "kind": self.kind, **self.state(), "optimizer": opt.state_dict(),
-                            "epoch": number, "history": history, "seconds": spent, "stopped_early": stopped},
-                           Path(checkpoint_dir) / CHECKPOINT)
-            if on_epoch is not None:
-                on_epoch(number, metrics)
-            if progress:
-                epochs.set_postfix(loss=f"{mean:.4f}")
-            if stopped:
-                break
-        self.history = history
-        return history
+        plan = Plan("gen", c["gen.epochs"], seed=self.seed, max_seconds=c["gen.max_seconds"], clip_norm=1.0,
+                    hint="lower gen.lr", title="generator", faults=Faults.from_config(c))
+        checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+        loop = Loop(_Training(self, data, text, opt), opt, plan, checkpoint=checkpoint, device=self.device,
+                    progress=progress)
+        self.history = loop.history
+        return loop
 
     def learning_rate(self, progress: float) -> float:
         """`gen.lr`, or with `gen.lr_schedule=cosine` its cosine decay to 0 at `progress` (share of the planned
@@ -344,3 +270,43 @@ class DiffusionGenerator(Generator):
         gen.text = text
         gen.history = list(state.get("history", []))
         return gen
+
+
+class _Training(Task):
+    """One diffusion training run for `mate.loop`: batches of (clip, caption) items, the x0 loss, the learning-rate
+    curve and the moving average."""
+
+    def __init__(self, gen: DiffusionGenerator, data: MotionDataset, text: TextFeatures, opt: torch.optim.Optimizer):
+        self.gen, self.data, self.text, self.opt = gen, data, text, opt
+        c = gen.cfg
+        self.per_epoch = c["gen.steps"] or math.ceil(len(data) / c["gen.batch"])
+        self.total = max(c["gen.epochs"] * self.per_epoch, 1)
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.data.set_epoch(epoch)
+        self.gen.net.train()
+
+    def batches(self, epoch: int):
+        c = self.gen.cfg
+        rng = np.random.default_rng([self.gen.seed, epoch])
+        for idx in epoch_batches(len(self.data), c["gen.batch"], c["gen.steps"], rng):
+            yield self.gen._batch(self.data, idx, self.text)
+
+    def loss(self, batch):
+        return self.gen.training_loss(*batch)
+
+    def before_step(self, step: int) -> None:
+        lr = self.gen.learning_rate(step / self.total)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+
+    def after_step(self, step: int) -> None:
+        self.gen._update_ema(step)
+
+    def state(self) -> dict:
+        return {"format": FORMAT, "kind": self.gen.kind, **self.gen.state()}
+
+    def load_state(self, state) -> None:
+        self.gen.net.load_state_dict(state.get("trained", state["model"]))
+        if self.gen.ema is not None:
+            self.gen.ema.load_state_dict(state["model"])

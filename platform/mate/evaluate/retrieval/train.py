@@ -7,7 +7,6 @@ its weights file, which every score records; loading it for another dataset or n
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -15,17 +14,17 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset
-from tqdm import tqdm
 
 from mate.cache import content_hash, file_sha256, get_or_build
 from mate.config import derive_seed
 from mate.data.captions import canonical_text
-from mate.data.dataset import MotionDataset, collate, make_loader
+from mate.data.dataset import MotionDataset, collate
 from mate.errors import UserError
+from mate.loop import Loop, Plan, Task
 from mate.text.cached import FrozenFeatures, frozen_features
 
 from ..metrics import r_precision
-from .model import RetrievalModel, info_nce
+from .model import DOWNSAMPLE, RetrievalModel, info_nce
 
 WEIGHTS = "model.safetensors"
 META = "meta.json"
@@ -79,8 +78,9 @@ def embed_motions(model: RetrievalModel, motions: Sequence[np.ndarray], batch: i
     out = []
     for s in range(0, len(motions), batch):
         chunk = motions[s : s + batch]
-        items = [{"motion": m[: max(4, len(m) // 4 * 4)], "length": max(4, len(m) // 4 * 4), "text": "",
-                  "tokens": [], "id": "", "caption": 0, "start": 0} for m in chunk]
+        rows = [max(DOWNSAMPLE, len(m) // DOWNSAMPLE * DOWNSAMPLE) for m in chunk]  # whole motion-tower tokens
+        items = [{"motion": m[:n], "length": n, "text": "", "tokens": [], "id": "", "caption": 0, "start": 0}
+                 for m, n in zip(chunk, rows)]
         b = collate(items)
         out.append(model.encode_motion(b["motion"], b["lengths"]))
     return torch.cat(out).numpy() if out else np.zeros((0, model.config["dim"]), np.float32)
@@ -115,46 +115,70 @@ def _evaluate_split(model, pack, feats, split: str) -> dict[str, float]:
     return {"r_precision_top1": float(r[0]), "r_precision_top2": float(r[1]), "r_precision_top3": float(r[2])}
 
 
-def _train(pack, feats: FrozenFeatures, cfg, seed: int, progress: bool) -> tuple[RetrievalModel, dict]:
+class _Retrieval(Task):
+    """InfoNCE between captions and clips over the training splits, for `mate.loop`."""
+
+    def __init__(self, model: RetrievalModel, parts: list[MotionDataset], feats: FrozenFeatures, cfg, seed: int,
+                 sched: torch.optim.lr_scheduler.OneCycleLR):
+        self.model, self.parts, self.feats, self.cfg, self.seed, self.sched = model, parts, feats, cfg, seed, sched
+        self.data = ConcatDataset(parts)
+        self.sent = torch.nn.functional.normalize(feats.sentence, dim=-1)
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.model.train()
+        for part in self.parts:
+            part.set_epoch(epoch)
+
+    def batches(self, epoch: int):
+        batch = self.cfg["evaluator.batch"]
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.data))
+        for s in range(0, len(order) - batch + 1, batch):  # whole batches: InfoNCE wants its negatives
+            yield collate([self.data[int(i)] for i in order[s : s + batch]])
+
+    def loss(self, batch):
+        feats, cfg = self.feats, self.cfg
+        idx = [feats.index[t] for t in batch["text"]]
+        tok, mask = feats.padded(idx)
+        s = self.sent[idx]
+        ids, same = np.asarray(batch["ids"]), np.asarray([canonical_text(t) for t in batch["text"]])
+        not_neg = (s @ s.T > cfg["evaluator.false_neg_cos"]) | torch.from_numpy(
+            (ids[:, None] == ids[None, :]) | (same[:, None] == same[None, :]))
+        return info_nce(self.model.encode_text(tok, mask), self.model.encode_motion(batch["motion"], batch["lengths"]),
+                        cfg["evaluator.temperature"], not_neg)
+
+    def after_step(self, step: int) -> None:
+        if self.sched.last_epoch + 1 < self.sched.total_steps:
+            self.sched.step()
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "schedule": self.sched.state_dict()}
+
+    def load_state(self, state) -> None:
+        self.model.load_state_dict(state["model"])
+        self.sched.load_state_dict(state["schedule"])
+
+
+def _train(pack, feats: FrozenFeatures, cfg, seed: int, progress: bool,
+           checkpoint: Path | None = None) -> tuple[RetrievalModel, dict]:
+    """Train on `mate.loop`; `checkpoint` (a file) is written every epoch and resumed from when present, so a killed
+    paper-size training continues instead of starting over."""
     torch.manual_seed(seed)
     model = RetrievalModel(pack.dim, feats.tokens.shape[1], cfg["evaluator.hidden"], cfg["evaluator.dim"])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["evaluator.lr"], weight_decay=1e-4)
     parts = [MotionDataset(pack, s, random_crop=True, seed=seed) for s in training_splits(cfg, pack)]
-    loader = make_loader(ConcatDataset(parts), batch_size=cfg["evaluator.batch"], shuffle=True, seed=seed,
-                         drop_last=True)
-    sent = torch.nn.functional.normalize(feats.sentence, dim=-1)
-    epochs, limit = cfg["evaluator.epochs"], cfg["evaluator.max_seconds"]
-    start, done, losses = time.perf_counter(), 0, []
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["evaluator.lr"], total_steps=max(1, epochs * len(loader)))
-    bar = tqdm(range(epochs), desc="evaluator", unit="epoch", disable=not progress)
-    for epoch in bar:
-        model.train()
-        for part in parts:
-            part.set_epoch(epoch)
-        for batch in loader:
-            idx = [feats.index[t] for t in batch["text"]]
-            tok, mask = feats.padded(idx)
-            s = sent[idx]
-            ids, same = np.asarray(batch["ids"]), np.asarray([canonical_text(t) for t in batch["text"]])
-            not_neg = (s @ s.T > cfg["evaluator.false_neg_cos"]) | torch.from_numpy(
-                (ids[:, None] == ids[None, :]) | (same[:, None] == same[None, :]))
-            loss = info_nce(model.encode_text(tok, mask), model.encode_motion(batch["motion"], batch["lengths"]),
-                            cfg["evaluator.temperature"], not_neg)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if sched.last_epoch + 1 < sched.total_steps:
-                sched.step()
-            losses.append(float(loss.detach()))
-        done = epoch + 1
-        bar.set_postfix(loss=f"{np.mean(losses[-len(loader):]):.3f}")
-        if limit is not None and time.perf_counter() - start > limit:
-            break
-    bar.close()
-    stats = {"epochs_done": done, "train_seconds": time.perf_counter() - start,
-             "final_loss": float(np.mean(losses[-max(1, len(loader)):])) if losses else float("nan")}
+    per_epoch = max(1, sum(len(p) for p in parts) // cfg["evaluator.batch"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["evaluator.lr"],
+                                                total_steps=max(1, cfg["evaluator.epochs"] * per_epoch))
+    plan = Plan("evaluator", cfg["evaluator.epochs"], seed=seed, max_seconds=cfg["evaluator.max_seconds"],
+                clip_norm=None, hint="lower evaluator.lr")
+    loop = Loop(_Retrieval(model, parts, feats, cfg, seed, sched), opt, plan, checkpoint=checkpoint, device="cpu",
+                progress=progress)
+    loop.resume(checkpoint)
+    history = loop.fit()
+    stats = {"epochs_done": len(history), "train_seconds": loop.seconds,
+             "final_loss": history[-1]["evaluator/loss"] if history else float("nan")}
     held = next((s for s in ("val", "test") if s not in training_splits(cfg, pack)), None)
-    if held is not None:  # its own check, on the first split it did not train on (DESIGN: test has no prefix)
+    if held is not None:  # its own check, on the first split it did not train on (test carries no prefix)
         prefix = "val/" if held == "val" else ""
         stats.update({f"{prefix}{k}": v for k, v in _evaluate_split(model, pack, feats, held).items()})
     return model, stats
@@ -164,7 +188,7 @@ def evaluator_dir(pack, encoder, cfg, seed: int, workspace) -> Path:
     key = content_hash({"data": pack.content_hash, "norm": _norm_hash(pack), "text": encoder.folder_hash,
                         "config": {k: v for k, v in cfg.section("evaluator").items()
                                    if k not in ("evaluator.seed", "evaluator.sha", "evaluator.max_seconds")},
-                        "seed": seed, "format": 1})
+                        "seed": seed, "format": 2})  # 2: trained on mate.loop
     return Path(workspace) / "cache" / "evaluators" / key
 
 
@@ -174,10 +198,11 @@ def train_or_load(pack, encoder, cfg, workspace, seed: int, progress: bool = Tru
 
     feats = frozen_features(encoder, all_captions(pack), workspace, progress=progress)
     path = evaluator_dir(pack, encoder, cfg, seed, workspace)
+    partial = path.with_name(f".{path.name}.checkpoint.pt")  # a killed training resumes from here
 
     def build(tmp: Path) -> None:
         tmp.mkdir(parents=True)
-        model, stats = _train(pack, feats, cfg, seed, progress)
+        model, stats = _train(pack, feats, cfg, seed, progress, checkpoint=partial)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
         meta = {"dataset_hash": pack.content_hash, "norm_hash": _norm_hash(pack), "text_model": encoder.folder_hash,
                 "text_family": encoder.family, "model_config": model.config, "seed": seed,
@@ -185,6 +210,7 @@ def train_or_load(pack, encoder, cfg, workspace, seed: int, progress: bool = Tru
         (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
 
     get_or_build(path, build)
+    partial.unlink(missing_ok=True)
     return load(path, pack, encoder, feats)
 
 
