@@ -1,7 +1,7 @@
 """`ray job submit --working-dir . -- python jobs/segment.py --data DIR --backend rules|truth`: segment a dataset's
 captions on the cluster. The LLM backend is refused here: the OpenAI key never goes into a job's runtime
-environment (DESIGN 5). Run `mate segment --backend openai --data DIR --storage s3://…` where the key is; a sweep
-with that --storage picks the published answers up."""
+environment (docs/architecture.md §8). Run `mate segment --backend openai --data DIR --storage s3://…` where the key is;
+a sweep with that --storage picks the published answers up."""
 
 import sys
 

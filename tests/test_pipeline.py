@@ -1,6 +1,6 @@
-"""The trial (DESIGN 4) on the tiny corpus with the real MiniLM, evaluator and generator: per-epoch reports with
-their checkpoint, the align stage cached across generator-only changes, the baseline, and the ways a trial must end
-with a clear error instead of garbage metrics."""
+"""The trial (docs/architecture.md §4) on the tiny corpus with the real MiniLM, evaluator and generator: per-epoch
+reports with their checkpoint, the align stage cached across generator-only changes, the baseline, and the ways a trial
+must end with a clear error instead of garbage metrics."""
 
 from __future__ import annotations
 

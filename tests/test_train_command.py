@@ -48,7 +48,8 @@ def test_a_killed_train_resumes_and_matches_an_uninterrupted_run(killed_and_resu
     assert json.loads((again / "run.json").read_text())["data_dir"] == json.loads(
         (r["out"] / "run.json").read_text())["data_dir"]  # --data came from the saved config
     for k in ("gen/loss", "eval/fid", "eval/r_precision_top3", "probe/foot_skate", "val/eval/fid"):
-        assert fresh[k] == pytest.approx(resumed[k], rel=0.01, abs=0.01), k  # DESIGN 4's reproduction tolerance
+        # reproduction tolerance, docs/architecture.md §6
+        assert fresh[k] == pytest.approx(resumed[k], rel=0.01, abs=0.01), k
 
 
 def test_the_same_out_with_another_config_is_refused(killed_and_resumed, tiny_corpus, capsys):

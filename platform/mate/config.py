@@ -1,8 +1,8 @@
 """Flat dotted config keys, `key=value` overrides, size profiles and derived seeds.
 
-A trial is a flat dict (DESIGN 4): every knob a sweep may vary is one dotted key registered here with its type,
-default and meaning, so a typo or a wrong type is one clear error naming the key before anything runs. Profiles
-set sizes; any explicit key overrides them. Later stages add their keys to `KEYS`.
+A trial is a flat dict (docs/architecture.md §5): every knob a sweep may vary is one dotted key registered here with
+its type, default and meaning, so a typo or a wrong type is one clear error naming the key before anything runs.
+Profiles set sizes; any explicit key overrides them. Later stages add their keys to `KEYS`.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ _KEYS: list[Key] = [
         "'waves the left hand' cannot score a generator asked for it"),
     Key("evaluator.max_seconds", float, None, "stop training after this many seconds (unset: no limit)",
         nullable=True),
-    # MATE alignment (MATE_METHOD.md says what each knob is)
+    # MATE alignment (docs/method.md says what each knob does)
     Key("align.enabled", bool, True, "false: the unaligned baseline (base rows)"),
     Key("align.train_rows", bool, True, "false: the frozen-rows control (same heads and schedule, L_sent only)"),
     Key("align.prior", str, "gaussian_full", "localization prior", choices=("none", "binary", "gaussian_segment",
@@ -123,7 +123,7 @@ _KEYS: list[Key] = [
     Key("eval.samples", int, 0, "generated test items scored by eval/* (0: every test item)"),
     Key("eval.pairs", int, 0, "minimal pairs behind probe/word_pair_acc (0: all of them)"),
     Key("eval.val_items", int, 64, "size of the fixed val subset behind the per-epoch val/* objectives"),
-    # downstream generator (DESIGN 4)
+    # downstream generator (docs/architecture.md §4)
     Key("gen.kind", str, "diffusion", "downstream generator", choices=("diffusion",)),
     Key("gen.cond", str, "sentence", "what the generator reads of the text encoder: its sentence feature or, "
         "through cross-attention, its token features", choices=("sentence", "tokens")),
@@ -161,7 +161,7 @@ _KEYS: list[Key] = [
     Key("gen.steps", int, 0, "optimizer steps per epoch (0: one pass over the training items)"),
     Key("gen.max_seconds", float, None, "stop training after this many seconds (unset: no limit)", nullable=True),
     Key("gen.seed", int, None, "seed of the generator (unset: derived from seed)", nullable=True),
-    # fault injection for tests (DESIGN 4)
+    # fault injection for tests (docs/architecture.md §5)
     Key("debug.fail_epoch", int, None, "raise an error at this generator epoch (tests of retries)", nullable=True),
     Key("debug.nan_epoch", int, None, "make the generator loss NaN at this epoch (tests)", nullable=True),
     Key("debug.hold_file", str, None, "hold a fresh (not resumed) generator run after its first epoch until this "

@@ -1,10 +1,10 @@
-"""One trial (DESIGN 4): config -> data -> align (cached) -> text features -> generator -> evaluation -> artifacts.
+"""One trial: config -> data -> align (cached) -> text features -> generator -> evaluation -> artifacts.
 
 `run_trial(config, report, resume_dir)` is the only function a sweep runs: `report(metrics, checkpoint_dir)` is
 `tune.report` under Ray and a logger elsewhere, and `resume_dir` is the checkpoint a retry or a restore hands back.
 Stages that other trials can share (the dataset, the evaluators, the alignment, the text features) are cached in the
 workspace by the hash of exactly what they depend on, so trials that differ only in `gen.*` keys reuse the alignment.
-Nothing here imports Ray, MLflow or Optuna.
+Nothing here imports Ray, MLflow or Optuna. Stages, reports and resume: docs/architecture.md §4.
 """
 
 from __future__ import annotations

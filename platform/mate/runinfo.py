@@ -1,4 +1,4 @@
-"""metrics.json and run.json: what every command that computes metrics leaves in its --out folder (DESIGN 1).
+"""metrics.json and run.json: what every command that computes metrics writes to --out (docs/architecture.md §1).
 
 run.json makes a number reproducible: the resolved config, seeds, dataset hash, evaluator shas, the git commit (and
 whether the tree was dirty), package versions and the command line. Secrets never enter it: config names the

@@ -186,7 +186,7 @@ BAD = [
      r"search.align.sigma_scale.loguniform: a log scale needs low > 0"),
     ("test metric as objective", SEARCH.replace("val/probe/word_pair_acc", "probe/word_pair_acc"),
      (r"objective.metric: 'probe/word_pair_acc' is not a val/\* metric; test figures never drive selection "
-     r"\(DESIGN 4\): use 'val/probe/word_pair_acc'")),
+     r"\(docs/architecture\.md §7\): use 'val/probe/word_pair_acc'")),
     ("unknown metric", SEARCH.replace("val/probe/word_pair_acc", "val/probe/word_pair_accuracy"),
      (r"objective.metric: 'val/probe/word_pair_accuracy' is not a metric the trials report \(did you mean "
      r"'val/probe/word_pair_acc'\?\)")),
@@ -196,7 +196,7 @@ BAD = [
      r"objective.mode: mode max would select the worst trials: min is better for val/eval/fid"),
     ("a bad mode", SEARCH.replace("mode: max", "mode: maximum"), r"objective.mode: input should be 'min' or 'max'"),
     ("search mixed with grid", SEARCH + "grid: {align.prior: [none, binary]}\n",
-     r"grid: search and grid cannot be mixed \(TPE and grids never mix, DESIGN 5\)"),
+     r"grid: search and grid cannot be mixed \(TPE and grids never mix, docs/architecture\.md §8\)"),
     ("replicate seeds in a search", SEARCH + "seeds: [0, 1, 2]\n",
      r"seeds: a search gives every trial its own seed derived from one base seed \(seed_mode 'derived'\)"),
     ("num_samples missing", SEARCH.replace("num_samples: 4, ", ""),

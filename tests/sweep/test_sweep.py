@@ -79,7 +79,8 @@ def test_trials_land_in_optuna_and_in_mlflow_child_runs(sweep):
         assert {"metrics.json", "run.json", "aligned_rows.safetensors"} <= {
             a.path for a in client.list_artifacts(child.info.run_id)}
     for proc in (sweep["ws"] / "sweeps" / "tinysweep" / "tune").glob("run-*/*/run/process.json"):
-        assert json.loads(proc.read_text())["mlflow_imported"] is False  # trials never open MLflow (DESIGN 5)
+        # trials never open MLflow (docs/architecture.md §8)
+        assert json.loads(proc.read_text())["mlflow_imported"] is False
         assert json.loads(proc.read_text())["niceness"] == os.nice(0)  # a local sweep's trials are not niced
     assert len(list((sweep["ws"] / "sweeps" / "tinysweep" / "tune").glob("run-*/*/run/process.json"))) == 3
     shas = {c.data.params["evaluator.sha"] for c in first["children"]}
@@ -127,7 +128,8 @@ def test_mate_train_on_best_yaml_reproduces_the_best_trial(sweep, tmp_path):
     assert main(["train", "--config", str(best_yaml), "--workspace", str(sweep["ws"]), "--out", str(out), "--quiet",
                  "--previews", "0", "--threads", "1"]) == 0
     again = json.loads((out / "metrics.json").read_text())
-    assert again[best["metric"]] == pytest.approx(best["value"], rel=0.01, abs=0.01)  # DESIGN 4's tolerance
+    # the tolerance of docs/architecture.md §6
+    assert again[best["metric"]] == pytest.approx(best["value"], rel=0.01, abs=0.01)
     trial = json.loads((Path(best["run_dir"]) / "metrics.json").read_text())
     for k in ("eval/fid", "eval/r_precision_top3", "gen/loss"):
         assert again[k] == pytest.approx(trial[k], rel=0.01, abs=0.01), k

@@ -1,6 +1,6 @@
 """Scoring a text-to-motion sampler on a split: `eval/*` with the frozen scoring evaluator, `probe/*` with the
-physical probes (DESIGN 4). The same function gives the per-epoch `val/…` objectives (a fixed small val subset) and
-the final test figures, so selection and reporting measure exactly the same thing.
+physical probes (docs/architecture.md §7). The same function gives the per-epoch `val/…` objectives (a fixed small val
+subset) and the final test figures, so selection and reporting measure exactly the same thing.
 
 A sampler is `sample(texts, lengths, seed) -> [(T_i, D) raw features]` (`mate.evaluate.probes.Sampler`): what a user
 would save with `mate sample`, in the dataset's units. Nothing here knows which generator is behind it.
@@ -64,7 +64,7 @@ def _probe_accuracy(items: list[dict], motions: list[np.ndarray], notes: dict | 
 def score_sampler(sample, pack, evaluator, split: str, *, items: int = 0, pairs: int = 0, repeats: int = 20,
                   seed: int = 0, batch: int = 64, notes: dict | None = None) -> dict[str, float]:
     """eval/* (+ _ci95), probe/word_pair_acc*, probe/*_acc, probe/foot_skate, probe/jitter on `split`; names carry
-    `val/` in front when split is val (DESIGN 4)."""
+    `val/` in front when split is val (docs/architecture.md §7)."""
     chosen = fixed_items(pack, split, items, seed)
     texts, lengths = [it["text"] for it in chosen], [int(it["length"]) for it in chosen]
     raw = sample_in_chunks(sample, texts, lengths, seed, batch)

@@ -11,10 +11,10 @@ scripts that reuse them (T2M-GPT, MoMask, MDM); everything is float64 numpy insi
 - Diversity: mean distance between `times` random pairs (two independent draws without replacement).
 - MultiModality: per text, mean distance between `times` random pairs of its generated samples, averaged over texts.
 
-`evaluate_embeddings` repeats them over bootstrap resamples of the test set and names the results as DESIGN.md 4 does
-(`eval/fid`, `eval/fid_ci95`, ...). The value is the mean over repetitions (FID: the whole test set) and `_ci95` the
-T2M "±" (`ci95`: 1.96 * std / sqrt(repetitions), the interval of that mean); `ci="bootstrap"` gives the interval of
-the statistic itself.
+`evaluate_embeddings` repeats them over bootstrap resamples of the test set and names the results as
+docs/architecture.md §7 does (`eval/fid`, `eval/fid_ci95`, ...). The value is the mean over repetitions (FID: the whole
+test set) and `_ci95` the T2M "±" (`ci95`: 1.96 * std / sqrt(repetitions), the interval of that mean); `ci="bootstrap"`
+gives the interval of the statistic itself.
 """
 
 from __future__ import annotations

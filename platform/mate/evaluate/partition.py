@@ -1,4 +1,4 @@
-"""The optimal motion partition (MATE_METHOD.md 1): N ordered sub-texts onto N contiguous segments of a clip.
+"""The optimal motion partition (docs/method.md §4): N ordered sub-texts onto N contiguous segments of a clip.
 
 Given per-frame (or per-token) motion features F (T x D) from one encoder pass and N ordered sub-text embeddings E
 (N x D), find boundaries 0 = b_0 < b_1 < ... < b_N = T, each segment at least `min_len` long, minimising

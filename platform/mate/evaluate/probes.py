@@ -2,7 +2,7 @@
 generated motion on minimal pairs, and measure physical plausibility (foot skating, jitter). Numpy only.
 
 The turn / direction / speed / limb readings are the synthetic corpus's own rules (`mate.data.synth.rules`); this
-module adds an **action** rule and the measures built on top of them (DESIGN.md 4: `probe/*`).
+module adds an **action** rule and the measures built on top of them (docs/architecture.md §7: `probe/*`).
 
 Action rule (`read_action`): simple physics on one segment, in this order (the first that holds wins):
   1. flight (rows where neither foot is on the ground, >= 5% of the segment): travelling >= 0.9 m/s -> run, else jump;

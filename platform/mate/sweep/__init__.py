@@ -1,1 +1,1 @@
-"""The platform (DESIGN 5): search-space files, the prepare stage, Tuner assembly, resume, reports, cluster."""
+"""The platform (docs/architecture.md §8): search spaces, prepare stage, Tuner assembly, resume, reports, cluster."""

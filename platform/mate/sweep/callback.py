@@ -1,5 +1,5 @@
-"""The sweep's only MLflow writer (DESIGN 5): a Tune callback on the driver. Trials never open MLflow; they report
-through Tune and leave their artifacts in their run folder, which this callback logs when they end.
+"""The sweep's only MLflow writer (docs/architecture.md §8): a Tune callback on the driver. Trials never open MLflow;
+they report through Tune and leave their artifacts in their run folder, which this callback logs when they end.
 
 One child run per trial under the sweep's parent run, found or created by the tags (sweep, trial_id), so a restored
 trial continues its run instead of opening a duplicate. Trials a scheduler stopped early end FINISHED with the tag

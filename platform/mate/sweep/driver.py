@@ -1,5 +1,5 @@
 """`mate sweep`: prepare, then a Tune run of `run_trial` trials (Optuna TPE / NSGA-II, or a grid), logged to MLflow by
-the driver, with a results table and best.yaml at the end (DESIGN 5).
+the driver, with a results table and best.yaml at the end (docs/architecture.md §8).
 
 Layout under `<workspace>/sweeps/<name>/`: `space.json` (what the sweep was started with: a changed space is refused),
 `tune/run-<k>/` (one Tune run per invocation; an unfinished one is restored, a finished one is extended by a new run
@@ -133,8 +133,8 @@ def connect(address: str | None, shared_storage: bool) -> None:
         env["env_vars"]["RAY_worker_niceness"] = os.environ.get("RAY_worker_niceness", "0")
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False, runtime_env=env)
         return
-    # our source travels with the job (DESIGN 5): the driver's `mate` package, first on the workers' path, so the
-    # code that runs is the code submitted, not whatever a node installed at `ray up`
+    # our source travels with the job (docs/architecture.md §8): the driver's `mate` package, first on the workers'
+    # path, so the code that runs is the code submitted, not whatever a node installed at `ray up`
     env["py_modules"] = [str(Path(__file__).resolve().parents[1])]
     probe(address)
     try:
@@ -260,7 +260,7 @@ def mirror_results(store, tune_rel: str, local: Path) -> None:
 
 
 def _publish(summary: dict[str, Any], store, opts: SweepOptions, name: str, sweep_dir: Path) -> dict[str, Any]:
-    """With --storage, the results table, best.yaml and the report beside the Tune runs (DESIGN 5)."""
+    """With --storage, the results table, best.yaml and the report beside the Tune runs (docs/architecture.md §8)."""
     if opts.storage:
         for item in sorted(sweep_dir.iterdir()):
             if item.name not in ("tune", "space.json"):
@@ -293,7 +293,7 @@ def fit_until_stopped(tuner) -> tuple[Any, bool]:
 
 def close_leftovers(tracker, experiment: str, name: str, storage, log: Callable[[str], None]) -> None:
     """When the Tune run has ended nothing is running: MLflow child runs and Optuna trials still marked RUNNING were
-    left by a killed driver and are unknown to the restored state (DESIGN 5). Close them as KILLED / FAIL."""
+    left by a killed driver, unknown to the restored state (docs/architecture.md §8). Close them as KILLED / FAIL."""
     import optuna
     from optuna.trial import TrialState
 

@@ -1,4 +1,4 @@
-"""`mate report EXPERIMENT`: a sweep's report built only from the MLflow store (DESIGN 5).
+"""`mate report EXPERIMENT`: a sweep's report built only from the MLflow store (docs/architecture.md §8).
 
 It reads what the sweep's Tune callback wrote (one experiment per sweep, a parent run tagged `mate.role=parent`, one
 child run per trial with tag `mlflow.parentRunId`, params = the trial's flat config, metrics per generator epoch,
@@ -15,7 +15,7 @@ and logs all of it to the parent run under `report/`.
 The trial table shows, per child run: status (stopped-early flag), the params that vary across runs, the objective's
 last value, the test figures as `x ± ci` (`<name>_ci95`: the interval over evaluation repetitions), cost and, for
 failed runs, the error line. The curves pool seeds with Student-t intervals (`t_interval`), which is a different
-interval from `_ci95` (DESIGN 4).
+interval from `_ci95` (docs/architecture.md §6).
 """
 
 from __future__ import annotations

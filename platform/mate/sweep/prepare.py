@@ -1,4 +1,4 @@
-"""The prepare stage (DESIGN 5): everything a sweep's trials share, built once on the driver before any trial.
+"""The prepare stage (docs/architecture.md §8): everything the trials share, built once on the driver before any trial.
 
 The dataset (synthesized or packed), the scoring evaluator, the partition model, the segmentation + localization of
 every `segment.backend` the space uses, and the base model's text features. Trials then receive the keys that point

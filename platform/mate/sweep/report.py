@@ -125,7 +125,7 @@ def write_report(space, name: str, sweep_dir: Path, tracker, parent: str, *,
         best_yaml.write_text(yaml.safe_dump(doc, sort_keys=False))
         log(f"\nbest: trial {best['trial']} {metric} = {best['last'][metric]:.4f} -> {best_yaml}")
         tracker.set_tags(parent, {"mate.best_trial": best["trial"], "mate.best_value": best["last"][metric]})
-        if (Path(best["run_dir"]) / "generator.pt").is_file():  # the best generator only (DESIGN 5)
+        if (Path(best["run_dir"]) / "generator.pt").is_file():  # the best generator only (docs/architecture.md §8)
             tracker.log_artifact(parent, Path(best["run_dir"]) / "generator.pt", "best")
         tracker.log_artifact(parent, best_yaml)
     for f in ("results.csv", "results.md", "ablation.md"):

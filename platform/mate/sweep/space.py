@@ -1,8 +1,8 @@
 """Search-space files (`search_spaces/*.yaml`): the schema, its validation, and the trials a file describes.
 
-A file is validated whole before anything starts (DESIGN 5); every error is one `ConfigError` naming the file, the key
-path inside it and what is allowed. The schema (every section but `profile`, `objective` and one of the four
-`search`/`grid`/`ofat`/`points` is optional):
+A file is validated whole before anything starts (docs/architecture.md §8); every error is one `ConfigError` naming the
+file, the key path inside it and what is allowed. The schema (every section but `profile`, `objective` and one of the
+four `search`/`grid`/`ofat`/`points` is optional):
 
     name: smoke                  # the sweep's name (default: the file's stem); --name overrides it
     description: one line        # free text
@@ -44,8 +44,8 @@ loguniform need a float key, int an int key; bool and str keys take `choice`) an
 keys; keys the prepare stage fixes for a whole sweep (`data.*` but `data.random_crop`, `encoder.*`, `evaluator.*`, the
 measurement keys `eval.scorer|official_dir|repeats|samples|pairs|val_items`, how the LLM is reached) and
 stage seeds may be constants but never vary (`fixed_reason` says why). A key is a constant or a parameter, not both.
-`search` never mixes with a grid (DESIGN 5). Unknown keys anywhere, duplicate YAML keys and `1e-3` (YAML 1.1 text; write
-`1.0e-3`) are errors.
+`search` never mixes with a grid (docs/architecture.md §8). Unknown keys anywhere, duplicate YAML keys and `1e-3` (YAML
+1.1 text; write `1.0e-3`) are errors.
 
 Conditional parameters: `when: {parent: value or [values], ...}` on a search parameter samples it only when every
 parent (a `choice` parameter of the same search) took one of those values; otherwise the key keeps its constant /
@@ -56,9 +56,9 @@ number n runs with `derive_seed(base, "trial<n>")`: one seed per trial, never re
 config twice as two points). Grids are `replicates`: every point runs once per seed in `seeds` (default [0]), seed
 the outer loop, so a partial run already holds every point. Replicates of a search's best configs: `rerun`.
 
-Objectives are `val/` + a figure reported after every generator epoch (`eval/*` and `probe/*` of DESIGN 4): test figures
-never drive selection, and `val/align/*` rides on the first report only. One objective: TPE + ASHA on generator epochs;
-several: NSGA-II (or a grid) with FIFO, never ASHA.
+Objectives are `val/` + a figure reported after every generator epoch (`eval/*` and `probe/*` of docs/architecture.md
+§7): test figures never drive selection, and `val/align/*` rides on the first report only. One objective: TPE + ASHA on
+generator epochs; several: NSGA-II (or a grid) with FIFO, never ASHA.
 
 Resume: `fingerprint()` hashes everything except `name`, `description` and the budget keys a sweep's extension may
 change (num_samples, max_concurrent, time_budget_s); `check_resumable(old, new)` names whatever else changed. The

@@ -43,7 +43,7 @@ def fixed_reason(name: str) -> str | None:
     return next((why for prefix, why in _FIXED_PREFIXES.items() if name.startswith(prefix)), None)
 
 
-# figures reported with every generator epoch (DESIGN 4); `val/` + one of these may be an objective
+# figures reported with every generator epoch (docs/architecture.md §7); `val/` + one of these may be an objective
 _EVAL = ("fid", "r_precision_top1", "r_precision_top2", "r_precision_top3", "mm_dist", "diversity")
 _PROBES = ("word_pair_acc", "word_pair_acc_comp", "turn_acc", "direction_acc", "speed_acc", "action_acc", "limb_acc",
            "foot_skate", "jitter")
@@ -187,7 +187,7 @@ class Checker:
         if not given:
             raise self.fail("(top level)", "nothing to run: give one of search (TPE), grid, ofat or points")
         if len(given) > 1:
-            why = " (TPE and grids never mix, DESIGN 5)" if "search" in given else ""
+            why = " (TPE and grids never mix, docs/architecture.md §8)" if "search" in given else ""
             raise self.fail(given[1], f"{given[0]} and {given[1]} cannot be mixed{why}: one file, one of "
                                       f"search, grid, ofat, points")
         kind = given[0]
@@ -283,7 +283,7 @@ class Checker:
             if not metric.startswith("val/"):
                 fix = f": use 'val/{metric}'" if metric in OBJECTIVE_METRICS else ""
                 raise self.fail(f"{at}.metric", f"'{metric}' is not a val/* metric; test figures never drive "
-                                                f"selection (DESIGN 4){fix}")
+                                                f"selection (docs/architecture.md §7){fix}")
             if metric[4:] not in OBJECTIVE_METRICS:
                 if metric.startswith(("val/align/", "val/segment/")):
                     why = "is reported once, with the first generator epoch, but an objective must be in every report"

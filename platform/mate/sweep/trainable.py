@@ -1,7 +1,8 @@
 """The Tune trainable: `run_trial` with `tune.report` as its report and Tune's checkpoint as its resume_dir.
 
 Only `ray.tune.*` APIs inside the trial (tune.report, tune.Checkpoint, tune.get_checkpoint). The trial writes its
-artifacts into Tune's trial directory; the driver's MLflow callback logs them (trials never open MLflow, DESIGN 5).
+artifacts into Tune's trial directory; the driver's MLflow callback logs them (trials never open MLflow,
+docs/architecture.md §8).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ def _cpu_share(cpus: float) -> int:
 def trial_function(config: Mapping[str, Any], *, space, workspace: str, pinned: Mapping[str, Any],
                    cpus: float = 1.0, gpus: float = 0.0, shipped: Mapping[str, Any] | None = None) -> None:
     """One sweep trial. `config` holds the sampled keys and `seed` (a grid: one point under `trial`); `pinned` the
-    keys every trial of the sweep shares (the prepared dataset, the evaluator seeds and sha: DESIGN 5); `shipped`,
-    on a cluster, where the prepare outputs were published (fetched once per node into a node-local workspace)."""
+    keys every trial of the sweep shares (the prepared dataset, the evaluator seeds and sha: docs/architecture.md §8);
+    `shipped`, on a cluster, where the prepare outputs were published (fetched once per node into a node-local
+    workspace)."""
     import tempfile
 
     import ray
@@ -55,8 +57,8 @@ def trial_function(config: Mapping[str, Any], *, space, workspace: str, pinned: 
     started = time.time()
 
     def report(metrics: dict, checkpoint_dir: Path | None = None) -> None:
-        # evidence for DESIGN 5's rule that trials never talk to MLflow (the driver's callback is the only writer);
-        # written before the report: a scheduler may stop the trial inside it
+        # evidence for the rule (docs/architecture.md §8) that trials never talk to MLflow (the driver's callback is the
+        # only writer); written before the report: a scheduler may stop the trial inside it
         out.mkdir(parents=True, exist_ok=True)
         (out / "process.json").write_text(json.dumps({
             "pid": os.getpid(), "niceness": os.nice(0), "mlflow_imported": "mlflow" in sys.modules,

@@ -1,4 +1,4 @@
-"""The aligned-rows artifact (DESIGN 3): trained token ids and rows, small enough to log for every trial.
+"""The aligned-rows artifact (docs/architecture.md §3.6): trained token ids and rows, small enough to log per trial.
 
 It names its base model (name, family, a hash of the folder's files) so it is never applied to the wrong one, and
 exports either as a full Hugging Face folder that loads with plain `transformers`, or as the bare ids + rows file

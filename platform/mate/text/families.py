@@ -1,6 +1,6 @@
 """The language-model families T2M code uses, each loaded from a local folder with its own sentence pooling.
 
-Pooling follows each model's own convention (MATE_METHOD 2): MiniLM / BERT / DistilBERT / T5 mean-pool the token
+Pooling follows each model's own convention (docs/method.md §2): MiniLM / BERT / DistilBERT / T5 mean-pool the token
 features (MiniLM also L2-normalises, as its sentence-transformers config says); CLIP takes the end-of-text token
 through its text projection.
 """

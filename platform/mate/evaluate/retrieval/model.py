@@ -3,7 +3,7 @@
 Motion tower: two strided convolutions (4x in time, like Guo's movement encoder) and residual convolutions with a
 few tokens of context give *local* per-token features; the clip embedding is an MLP head on their mean. Because
 the head sees only a mean of local features, every window of a clip can be scored from prefix sums of one encoder
-pass (`window_head`), which the optimal partition relies on (MATE_METHOD 1).
+pass (`window_head`), which the optimal partition relies on (docs/method.md §4).
 Text tower: a small transformer layer over the frozen base LM's token features (it reads the tokens, not only a
 pooled vector), mean-pooled and projected into the same space.
 """

@@ -1,4 +1,4 @@
-"""Sub-text segmentation of captions (MATE_METHOD 1): N temporally ordered sub-texts per caption, one sub-action each.
+"""Caption segmentation (docs/method.md §3): N temporally ordered sub-texts per caption, one sub-action each.
 
 Backends behind one interface (`Segmenter.segment(captions) -> list[Segmentation]`):
 - `rules`  (`RuleSegmenter`): offline and deterministic;
