@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mate.train_command import add_parsers as _add_train
 
     _add_train(sub)
+    from mate.tokenizer_command import add_parsers as _add_tokenizer
+
+    _add_tokenizer(sub)
     from mate.sweep.command import add_parsers as _add_sweep
 
     _add_sweep(sub)

@@ -155,6 +155,31 @@ _KEYS: list[Key] = [
         "1 brings the bench generator's jitter to the real clips')", min=0.0),
     Key("gen.foot_lock", bool, False, "foot-lock every sampled motion (mate.generate.cleanup: the root follows the "
         "planted feet, planted feet held by leg IK); off by default so that metrics score raw samples"),
+    # the motion tokenizer of gen.kind=masked (a residual VQ-VAE; trained once per dataset and these keys, shared)
+    Key("gen.vq_layers", int, 6, "residual codebooks of the motion tokenizer (MoMask: 6)", min=1),
+    Key("gen.vq_codes", int, 512, "codes per codebook", min=2),
+    Key("gen.vq_dim", int, 512, "code dimension", min=1),
+    Key("gen.vq_width", int, 512, "channels of the tokenizer's convolutions", min=1),
+    Key("gen.vq_depth", int, 3, "dilated residual blocks per tokenizer stage", min=1),
+    Key("gen.vq_decay", float, 0.99, "decay of the codebooks' moving averages"),
+    Key("gen.vq_drop", float, 0.2, "quantizer dropout: share of training batches that keep only the first k "
+        "codebooks (k uniform)", min=0.0),
+    Key("gen.vq_commit", float, 0.02, "weight of the commitment loss", min=0.0),
+    Key("gen.vq_w_joints", float, 0.5, "weight of the L1 error (m) of the global joints recovered from the "
+        "reconstruction: ties the root's travel to the legs", min=0.0),
+    Key("gen.vq_w_key", float, 2.0, "weight of the root and foot-contact channels in the feature loss (others 1)",
+        min=0.0),
+    Key("gen.vq_window", int, 64, "rows of the training windows (a multiple of 4; shorter clips are left out)",
+        min=4),
+    Key("gen.vq_batch", int, 256, "tokenizer training batch (windows)", min=1),
+    Key("gen.vq_lr", float, 2e-4, "tokenizer learning rate (5% warm-up, cosine to a tenth)"),
+    Key("gen.vq_epochs", int, 50, "tokenizer epochs", min=1),
+    Key("gen.vq_steps", int, 0, "tokenizer steps per epoch (0: one pass over the training clips)", min=0),
+    Key("gen.vq_max_seconds", float, None, "stop the tokenizer's training after this many seconds (unset: no "
+        "limit; not part of its cache key)", nullable=True),
+    Key("gen.vq_seed", int, 0, "seed of the tokenizer (fixed, not derived from seed: every trial shares it)"),
+    Key("tokenizer.sha", str, None, "expected sha256 of the tokenizer's weights; a mismatch stops the trial",
+        nullable=True),
     Key("gen.lr", float, 1e-4, "AdamW learning rate"),
     Key("gen.batch", int, 64, "training batch"),
     Key("gen.epochs", int, 50, "generator epochs (a report after each)"),
@@ -170,7 +195,9 @@ _KEYS: list[Key] = [
 KEYS: dict[str, Key] = {k.name: k for k in _KEYS}
 
 PROFILES: dict[str, dict[str, Any]] = {
-    "tiny": {"data.num_clips": 128, "evaluator.epochs": 2, "evaluator.hidden": 64, "evaluator.dim": 32,
+    "tiny": {"gen.vq_layers": 2, "gen.vq_codes": 32, "gen.vq_dim": 16, "gen.vq_width": 32, "gen.vq_depth": 1,
+             "gen.vq_window": 32, "gen.vq_batch": 16, "gen.vq_epochs": 2, "gen.vq_steps": 3,
+             "data.num_clips": 128, "evaluator.epochs": 2, "evaluator.hidden": 64, "evaluator.dim": 32,
              "eval.repeats": 2, "align.epochs": 2, "align.hidden": 32, "align.batch": 16, "align.steps": 3,
              "gen.layers": 1, "gen.hidden": 32, "gen.heads": 2, "gen.patch": 4, "gen.batch": 16, "gen.epochs": 2,
              "gen.steps": 3, "gen.diffusion_steps": 100, "eval.sampler_steps": 2, "eval.samples": 32, "eval.pairs": 8,
@@ -179,7 +206,9 @@ PROFILES: dict[str, dict[str, Any]] = {
               "align.epochs": 3, "align.steps": 6, "align.batch": 32,
               "gen.layers": 2, "gen.hidden": 64, "gen.patch": 4, "gen.batch": 32, "gen.epochs": 3, "gen.steps": 20,
               "gen.lr": 1e-3, "eval.sampler_steps": 5, "eval.samples": 128, "eval.pairs": 64, "eval.val_items": 32},
-    "bench": {"data.num_clips": 2000, "evaluator.epochs": 30, "evaluator.max_seconds": 285.0, "eval.repeats": 20,
+    "bench": {"gen.vq_layers": 4, "gen.vq_codes": 256, "gen.vq_dim": 128, "gen.vq_width": 128, "gen.vq_depth": 2,
+              "gen.vq_batch": 64, "gen.vq_epochs": 20, "gen.vq_steps": 150, "gen.vq_lr": 5e-4,
+              "data.num_clips": 2000, "evaluator.epochs": 30, "evaluator.max_seconds": 285.0, "eval.repeats": 20,
               "align.epochs": 6, "align.steps": 40,
               "gen.layers": 4, "gen.hidden": 128, "gen.patch": 2, "gen.batch": 64, "gen.epochs": 10, "gen.steps": 100,
               "gen.lr": 5e-4, "gen.max_seconds": 600.0, "eval.sampler_steps": 20, "eval.samples": 0,

@@ -1,0 +1,256 @@
+"""Training, storing and loading the motion tokenizer, once per (dataset, normalisation, `gen.vq_*` keys).
+
+It reads motion only, never text, so every trial of a dataset shares one (as the scoring evaluator is shared): it is
+trained by the sweep's prepare stage or on first use, cached in the workspace, and identified by the sha256 of its
+weights, which a trial records (`tokenizer.sha`) and may pin. A cached folder that cannot be trusted (unreadable or
+truncated weights, a sha that no longer matches, another dataset's or normalisation's tokenizer) is reported in one
+line naming the file and rebuilt, never used.
+
+Loss (normalised feature space): a smooth-L1 reconstruction with the root (rotation velocity, linear velocity,
+height) and foot-contact channels weighted by `gen.vq_w_key`, plus `gen.vq_w_joints` x the L1 error in metres of the
+global joint positions recovered from the features (what ties the root's travel to the legs: foot skating is an
+error there, not in any one channel), plus `gen.vq_commit` x the commitment loss.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from mate.cache import content_hash, file_sha256, get_or_build, lock_for
+from mate.data.features import features_to_joints
+from mate.data.skeleton import skeleton_for_dim
+from mate.errors import UserError
+from mate.loop import Loop, Plan, Task, resolve_device
+
+from .model import DOWNSAMPLE, MotionTokenizer
+
+WEIGHTS = "model.safetensors"
+META = "meta.json"
+FORMAT = 1
+CHECKPOINT = "tokenizer.pt"
+# the keys that shape or train the tokenizer (its cache key); gen.vq_max_seconds only caps the wall time
+MODEL_KEYS = ("gen.vq_layers", "gen.vq_codes", "gen.vq_dim", "gen.vq_width", "gen.vq_depth", "gen.vq_decay",
+              "gen.vq_drop")
+TRAIN_KEYS = ("gen.vq_commit", "gen.vq_w_joints", "gen.vq_w_key", "gen.vq_window", "gen.vq_batch", "gen.vq_lr",
+              "gen.vq_epochs", "gen.vq_steps", "gen.vq_seed")
+
+
+class TokenizerMismatch(UserError):
+    """A tokenizer folder that is not the one this dataset and config give (or not a tokenizer at all)."""
+
+
+@dataclass
+class Tokenizer:
+    model: MotionTokenizer
+    sha: str
+    path: Path
+    meta: dict
+
+    @property
+    def layers(self) -> int:
+        return self.model.layers
+
+    @property
+    def codes(self) -> int:
+        return self.model.codes
+
+    def to(self, device) -> Tokenizer:
+        self.model.to(device)
+        return self
+
+
+def norm_hash(pack) -> str:
+    return content_hash({"mean": np.asarray(pack.mean, np.float32).tobytes().hex(),
+                         "std": np.asarray(pack.std, np.float32).tobytes().hex()})
+
+
+def build_model(cfg: Mapping[str, Any], motion_dim: int) -> MotionTokenizer:
+    return MotionTokenizer(motion_dim, width=cfg["gen.vq_width"], code_dim=cfg["gen.vq_dim"],
+                           depth=cfg["gen.vq_depth"], layers=cfg["gen.vq_layers"], codes=cfg["gen.vq_codes"],
+                           decay=cfg["gen.vq_decay"], drop=cfg["gen.vq_drop"])
+
+
+def key_channels(dim: int) -> torch.Tensor:
+    """Per-channel weight mask: 1 for the root (first 4) and foot-contact (last 4) channels, else 0."""
+    sk = skeleton_for_dim(dim)
+    mask = torch.zeros(dim)
+    mask[:4] = 1.0
+    mask[sk.feature_slices()["contacts"]] = 1.0
+    return mask
+
+
+class _Reconstruction(Task):
+    """Random windows of the training clips through the tokenizer, for `mate.loop`."""
+
+    def __init__(self, model: MotionTokenizer, pack, cfg: Mapping[str, Any], opt, device: torch.device):
+        self.model, self.pack, self.cfg, self.opt, self.device = model, pack, cfg, opt, device
+        self.window = cfg["gen.vq_window"]
+        clips = pack.split_indices("train")
+        self.clips = clips[pack.lengths[clips] >= self.window]
+        if len(self.clips) == 0:
+            raise UserError(f"no training clip is as long as gen.vq_window={self.window} rows; lower it")
+        self.per_epoch = cfg["gen.vq_steps"] or math.ceil(len(self.clips) / cfg["gen.vq_batch"])
+        self.total = max(1, cfg["gen.vq_epochs"] * self.per_epoch)
+        self.mean = torch.as_tensor(np.asarray(pack.mean), dtype=torch.float32, device=device)
+        self.std = torch.as_tensor(np.asarray(pack.std), dtype=torch.float32, device=device)
+        self.weight = 1.0 + (cfg["gen.vq_w_key"] - 1.0) * key_channels(pack.dim).to(device)
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.model.train()
+
+    def batches(self, epoch: int):
+        from mate.generate.base import epoch_batches
+
+        rng = np.random.default_rng([self.cfg["gen.vq_seed"], epoch])
+        for idx in epoch_batches(len(self.clips), self.cfg["gen.vq_batch"], self.cfg["gen.vq_steps"], rng):
+            rows = []
+            for i in idx:
+                clip = int(self.clips[i])
+                start = int(rng.integers(0, int(self.pack.lengths[clip]) - self.window + 1))
+                rows.append(self.pack.normalize(self.pack.motion(clip, start, start + self.window)))
+            yield torch.from_numpy(np.stack(rows)).to(self.device)
+
+    def loss(self, x):
+        recon, _, commit = self.model(x)
+        rec = (F.smooth_l1_loss(recon, x, reduction="none") * self.weight).mean()
+        terms = {"rec": rec, "commit": commit}
+        total = rec + self.cfg["gen.vq_commit"] * commit
+        if self.cfg["gen.vq_w_joints"]:
+            joints = (features_to_joints(recon * self.std + self.mean) - features_to_joints(x * self.std + self.mean))
+            terms["joints"] = joints.norm(dim=-1).mean()
+            total = total + self.cfg["gen.vq_w_joints"] * terms["joints"]
+        return total, terms
+
+    def before_step(self, step: int) -> None:
+        """Linear warm-up over the first 5% of the steps, then cosine decay to a tenth: a function of the step, so a
+        resumed run follows the same curve."""
+        warm = max(1, self.total // 20)
+        p = min(step / self.total, 1.0)
+        scale = (step + 1) / warm if step < warm else 0.1 + 0.45 * (1 + math.cos(math.pi * p))
+        for g in self.opt.param_groups:
+            g["lr"] = self.cfg["gen.vq_lr"] * scale
+
+    def end_epoch(self, epoch: int, metrics: dict) -> None:
+        for i, book in enumerate(self.model.quantizer.books):
+            metrics[f"tokenizer/live_codes_{i}"] = float((book.usage >= book.dead_below).float().mean())
+            metrics[f"tokenizer/resets_{i}"] = float(book.resets)
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict()}
+
+    def load_state(self, state) -> None:
+        self.model.load_state_dict(state["model"])
+
+
+def tokenizer_dir(pack, cfg: Mapping[str, Any], workspace: str | Path) -> Path:
+    key = content_hash({"data": pack.content_hash, "norm": norm_hash(pack),
+                        "keys": {k: cfg[k] for k in (*MODEL_KEYS, *TRAIN_KEYS)}, "format": FORMAT})
+    return Path(workspace) / "cache" / "tokenizers" / key
+
+
+def _train(pack, cfg, checkpoint: Path | None, progress: bool, device) -> tuple[MotionTokenizer, dict]:
+    device = resolve_device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg["gen.vq_seed"])
+        model = build_model(cfg, pack.dim).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["gen.vq_lr"], betas=(0.9, 0.99), weight_decay=0.0)
+    plan = Plan("tokenizer", cfg["gen.vq_epochs"], seed=cfg["gen.vq_seed"], max_seconds=cfg["gen.vq_max_seconds"],
+                clip_norm=1.0, hint="lower gen.vq_lr")
+    loop = Loop(_Reconstruction(model, pack, cfg, opt, device), opt, plan, checkpoint=checkpoint, device=device,
+                progress=progress)
+    loop.resume(checkpoint)
+    history = loop.fit()
+    model.eval()
+    last = history[-1] if history else {}
+    return model.cpu(), {"epochs_done": len(history), "steps_done": loop.step, "train_seconds": loop.seconds,
+                         "stopped_early": loop.stopped, "history": history,
+                         **{k: v for k, v in last.items() if k.startswith("tokenizer/")}}
+
+
+def train_or_load(pack, cfg: Mapping[str, Any], workspace: str | Path, *, progress: bool = True, device=None,
+                  log: Callable[[str], None] = print) -> Tokenizer:
+    """The tokenizer for this dataset and these keys: loaded from the workspace, or trained once (a killed training
+    resumes from a checkpoint beside the cache entry)."""
+    from safetensors.torch import save_file
+
+    path = tokenizer_dir(pack, cfg, workspace)
+    partial = path.with_name(f".{path.name}.{CHECKPOINT}")
+    if path.exists():
+        with lock_for(path):
+            try:
+                if path.exists():
+                    load(path, pack)
+            except TokenizerMismatch as exc:
+                log(f"tokenizer: {exc}; rebuilding it")
+                shutil.rmtree(path)
+
+    def build(tmp: Path) -> None:
+        tmp.mkdir(parents=True)
+        model, stats = _train(pack, cfg, partial, progress, device)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
+        meta = {"dataset_hash": pack.content_hash, "norm_hash": norm_hash(pack), "model_config": model.config,
+                "config": {k: cfg[k] for k in (*MODEL_KEYS, *TRAIN_KEYS, "gen.vq_max_seconds")}, "format": FORMAT,
+                "sha": file_sha256(tmp / WEIGHTS), **stats}
+        (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+    get_or_build(path, build, exists=lambda p: (p / META).is_file())
+    partial.unlink(missing_ok=True)
+    return load(path, pack)
+
+
+def load(path: str | Path, pack) -> Tokenizer:
+    """A cached tokenizer, checked against the dataset and its own recorded sha; any doubt is a TokenizerMismatch
+    whose message names the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        meta = json.loads((path / META).read_text())
+        recorded = meta["sha"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TokenizerMismatch(f"{path / META}: not a tokenizer's metadata ({type(exc).__name__}: {exc})") from None
+    if meta.get("dataset_hash") != pack.content_hash or meta.get("norm_hash") != norm_hash(pack):
+        raise TokenizerMismatch(f"{path / META}: built for dataset {meta.get('dataset_hash')} with its own Mean/Std, "
+                                f"not {pack.content_hash} ({pack.path})")
+    weights = path / WEIGHTS
+    if not weights.is_file() or file_sha256(weights) != recorded:
+        raise TokenizerMismatch(f"{weights}: missing, truncated or changed since training (recorded sha "
+                                f"{recorded[:12]})")
+    try:
+        state = load_file(str(weights))
+        model = MotionTokenizer(**meta["model_config"])
+        model.load_state_dict(state)
+    except (SafetensorError, RuntimeError, TypeError, KeyError) as exc:
+        raise TokenizerMismatch(f"{weights}: unreadable ({type(exc).__name__}: {exc})") from None
+    model.eval()
+    return Tokenizer(model, recorded, path, meta)
+
+
+@torch.no_grad()
+def reconstruct(tok: Tokenizer, motions: list[np.ndarray], layers: int | None = None) -> tuple[list[np.ndarray],
+                                                                                               list[np.ndarray]]:
+    """Normalised motions (T_i rows, cropped to a multiple of 4) -> (reconstructions, codes (T_i / 4, layers)), each
+    clip alone so no clip's tokens see another's padding; `layers` keeps only the first k codebooks."""
+    model = tok.model.eval()
+    device = next(model.parameters()).device
+    out, codes = [], []
+    for m in motions:
+        n = len(m) // DOWNSAMPLE * DOWNSAMPLE
+        if n == 0:
+            raise ValueError(f"a motion of {len(m)} rows is shorter than one token ({DOWNSAMPLE} rows)")
+        x = torch.from_numpy(np.ascontiguousarray(m[:n], dtype=np.float32))[None].to(device)
+        c = model.encode(x)[..., : layers or model.layers]
+        out.append(model.decode(c)[0].cpu().numpy())
+        codes.append(c[0].cpu().numpy())
+    return out, codes

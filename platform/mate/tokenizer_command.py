@@ -1,0 +1,125 @@
+"""`mate tokenizer train`: the masked generator's motion tokenizer built alone, with the report that gates it.
+
+A masked generator can do no better than its tokenizer, so the report measures what a decoded clip loses, on val
+clips the tokenizer never trained on: reconstruction FID with the scoring evaluator beside the random-real-clip
+reference (the FID of real motion with the wrong meaning: a reconstruction must sit well below it), MPJPE of the
+recovered global joints in mm, foot skating and jitter of the reconstructions against the real clips', and the share
+of each codebook's codes the val clips use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+REAL_CROP = 196  # rows: the T2M evaluators' longest motion
+
+
+def val_clips(pack, split: str = "val", max_rows: int = REAL_CROP) -> list[np.ndarray]:
+    """The split's whole clips (centred crop to at most `max_rows`, a multiple of 4), normalised."""
+    out = []
+    for i in pack.split_indices(split):
+        m = pack.motion(int(i))
+        n = min(len(m), max_rows) // 4 * 4
+        a = (len(m) - n) // 2
+        out.append(pack.normalize(m[a : a + n]))
+    return out
+
+
+def report(tok, pack, evaluator, split: str = "val", seed: int = 0) -> dict[str, float]:
+    """The tokenizer's figures on `split` (module docstring), named `tokenizer/*` (with `val/` in front on val)."""
+    from mate.data.features import features_to_joints
+    from mate.evaluate import probes
+    from mate.evaluate.metrics import fid
+    from mate.generate.tokenizer import reconstruct
+
+    real = val_clips(pack, split)
+    recon, codes = reconstruct(tok, real)
+    rng = np.random.default_rng(seed)
+    train = pack.split_indices("train")
+    random_clips = []
+    for m in real:  # a random training clip per val clip, of the same length (tiled when shorter)
+        r = pack.normalize(pack.motion(int(train[rng.integers(len(train))])))
+        random_clips.append(np.resize(r, m.shape) if len(r) < len(m) else r[: len(m)])
+    emb_real = evaluator.embed_motions(real)
+    raw_real = [pack.denormalize(m) for m in real]
+    raw_recon = [pack.denormalize(m) for m in recon]
+    mpjpe = np.mean([np.linalg.norm(features_to_joints(a) - features_to_joints(b), axis=-1).mean()
+                     for a, b in zip(raw_recon, raw_real)])
+    plaus_real, plaus_recon = probes.plausibility(raw_real), probes.plausibility(raw_recon)
+    all_codes = np.concatenate(codes)
+    out = {"tokenizer/fid": fid(emb_real, evaluator.embed_motions(recon)),
+           "tokenizer/fid_random_clip": fid(emb_real, evaluator.embed_motions(random_clips)),
+           "tokenizer/mpjpe_mm": float(mpjpe * 1000),
+           "tokenizer/foot_skate": plaus_recon["probe/foot_skate"],
+           "tokenizer/foot_skate_real": plaus_real["probe/foot_skate"],
+           "tokenizer/jitter": plaus_recon["probe/jitter"], "tokenizer/jitter_real": plaus_real["probe/jitter"],
+           "tokenizer/clips": float(len(real))}
+    out["tokenizer/foot_skate_ratio"] = out["tokenizer/foot_skate"] / max(out["tokenizer/foot_skate_real"], 1e-9)
+    for i in range(tok.layers):
+        out[f"tokenizer/codes_used_{i}"] = len(np.unique(all_codes[:, i])) / tok.codes
+    prefix = "val/" if split.startswith("val") else ""
+    return {prefix + k: float(v) for k, v in out.items()}
+
+
+def gate(metrics: dict[str, float], prefix: str = "val/") -> dict[str, bool]:
+    """Issue 23's bar for a tokenizer: skating at most 1.5x the real clips', FID below the random-real-clip
+    reference, at least half of every codebook in use."""
+    m = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
+    used = [v for k, v in m.items() if k.startswith("tokenizer/codes_used_")]
+    return {"foot_skate <= 1.5x real": m["tokenizer/foot_skate_ratio"] <= 1.5,
+            "fid < random real clip": m["tokenizer/fid"] < m["tokenizer/fid_random_clip"],
+            "codes used >= 50% per layer": bool(used) and min(used) >= 0.5}
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mate.evaluate.commands import _setup
+    from mate.evaluate.retrieval import train_or_load as evaluator_for
+    from mate.generate.tokenizer import train_or_load
+    from mate.runinfo import write_outputs
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    cfg, pack, encoder = _setup(args)
+    start = time.perf_counter()
+    tok = train_or_load(pack, cfg, args.workspace, progress=not args.quiet)
+    built = time.perf_counter() - start
+    evaluator = evaluator_for(pack, encoder, cfg, args.workspace, seed=cfg.seed_for("evaluator"),
+                              progress=not args.quiet)
+    metrics = report(tok, pack, evaluator, "val", seed=cfg.seed_for("eval"))
+    metrics["tokenizer/train_seconds"] = float(tok.meta["train_seconds"])
+    metrics["tokenizer/steps"] = float(tok.meta["steps_done"])
+    out = Path(args.out) if args.out else Path(args.workspace) / "runs" / f"tokenizer-{tok.sha[:12]}"
+    write_outputs(out, metrics, cfg, tokenizer_sha=tok.sha, tokenizer_path=str(tok.path),
+                  evaluator_sha=evaluator.sha, dataset_hash=pack.content_hash)
+    m = {k.split("/")[-1]: v for k, v in metrics.items()}
+    used = " ".join(f"{m[f'codes_used_{i}']:.0%}" for i in range(tok.layers))
+    print(f"tokenizer {tok.sha[:12]}: {tok.layers} x {tok.codes} codes, {int(m['steps'])} steps in "
+          f"{m['train_seconds']:.0f} s ({'cached' if built < 0.5 * m['train_seconds'] else 'trained now'})\n"
+          f"  val reconstruction ({int(m['clips'])} clips): FID {m['fid']:.3f} (random real clip {m['fid_random_clip']:.3f}),"
+          f" MPJPE {m['mpjpe_mm']:.1f} mm\n"
+          f"  foot skating {m['foot_skate']:.4f} m/s (real {m['foot_skate_real']:.4f}, {m['foot_skate_ratio']:.2f}x),"
+          f" jitter {m['jitter']:.0f} (real {m['jitter_real']:.0f}) m/s^3\n"
+          f"  codes used per layer: {used}")
+    for name, ok in gate(metrics).items():
+        print(f"  [{'pass' if ok else 'FAIL'}] {name}")
+    print(f"  {tok.path}\n  metrics: {out / 'metrics.json'}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    tok = sub.add_parser("tokenizer", help="the masked generator's motion tokenizer (trained once per dataset)")
+    tsub = tok.add_subparsers(dest="tokenizer_command", required=True)
+    p = tsub.add_parser("train", help="build (or load) the tokenizer and print its reconstruction report on val")
+    p.add_argument("--data", help="dataset folder (default: the synthetic corpus of the profile, in the workspace)")
+    p.add_argument("--workspace", default="mate-runs")
+    p.add_argument("--out", help="folder for metrics.json and run.json")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.set_defaults(func=_cmd_train)

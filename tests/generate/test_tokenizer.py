@@ -1,0 +1,121 @@
+"""The motion tokenizer (residual VQ-VAE): trained once per dataset and keys, shared, never used when it cannot be
+trusted; codebooks that learn by moving averages and reassign dead codes; the `mate tokenizer train` report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from mate.generate.tokenizer import TokenizerMismatch, load, reconstruct, train_or_load
+from mate.generate.tokenizer.model import Codebook, MotionTokenizer, ResidualVQ
+from mate.generate.tokenizer.train import WEIGHTS, tokenizer_dir
+
+from .conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def built(gen_pack, tmp_path_factory):
+    ws = tmp_path_factory.mktemp("tok_ws")
+    lines: list[str] = []
+    tok = train_or_load(gen_pack, tiny_config(), ws, progress=False, log=lines.append)
+    return ws, tok, lines
+
+
+def test_the_tokenizer_is_trained_once_and_shared_by_other_trials_and_gen_settings(built, gen_pack):
+    ws, tok, lines = built
+    assert lines == [] and (tok.path / WEIGHTS).is_file()
+    stamp = (tok.path / WEIGHTS).stat().st_mtime_ns
+    for other in (tiny_config(seed=5), tiny_config(gen__lr=3e-3, gen__cond="tokens")):  # another trial, gen.* setting
+        again = train_or_load(gen_pack, other, ws, progress=False)
+        assert again.path == tok.path and again.sha == tok.sha
+    assert (tok.path / WEIGHTS).stat().st_mtime_ns == stamp  # loaded, not trained again
+    assert tokenizer_dir(gen_pack, tiny_config(gen__vq_codes=16), ws) != tok.path  # a tokenizer key is a new one
+    assert tok.meta["steps_done"] == 2 * 3 and tok.meta["dataset_hash"] == gen_pack.content_hash
+
+
+@pytest.mark.parametrize("damage", ["truncate", "other_dataset", "garbage_meta"])
+def test_an_untrustworthy_cached_tokenizer_is_reported_in_one_line_and_rebuilt(built, gen_pack, tmp_path, damage):
+    ws, tok, _ = built
+    copy = tmp_path / "ws"
+    shutil.copytree(ws, copy)
+    folder = tokenizer_dir(gen_pack, tiny_config(), copy)
+    if damage == "truncate":
+        data = (folder / WEIGHTS).read_bytes()
+        (folder / WEIGHTS).write_bytes(data[: len(data) // 2])
+        named = folder / WEIGHTS
+    elif damage == "other_dataset":
+        meta = json.loads((folder / "meta.json").read_text())
+        meta["dataset_hash"] = "0123456789abcdef"
+        (folder / "meta.json").write_text(json.dumps(meta))
+        named = folder / "meta.json"
+    else:
+        (folder / "meta.json").write_text("{not json")
+        named = folder / "meta.json"
+    with pytest.raises(TokenizerMismatch, match=str(named)):
+        load(folder, gen_pack)
+    lines: list[str] = []
+    rebuilt = train_or_load(gen_pack, tiny_config(), copy, progress=False, log=lines.append)
+    assert len(lines) == 1 and str(named) in lines[0] and "rebuilding" in lines[0]
+    assert rebuilt.sha == tok.sha  # the training is deterministic: the same tokenizer comes back
+    assert load(folder, gen_pack).sha == tok.sha
+
+
+def test_dead_codes_are_reassigned_to_latents_of_the_batch():
+    torch.manual_seed(0)
+    book = Codebook(codes=8, dim=2, decay=0.5)
+    spread = torch.randn(64, 2)
+    book.update(spread, book.nearest(spread))  # seeded from a spread batch: every code near some point
+    far = torch.randn(64, 2) * 0.01 + torch.tensor([50.0, 50.0])  # then the data moves away from all but one code
+    for _ in range(10):  # usage decays by half a step: the codes the old data held fall below one vector
+        book.update(far, book.nearest(far))
+    assert int(book.resets) > 0
+    # every code now sits on (or is averaged from) the new data: none is left where the old data was
+    assert torch.cdist(book.embed, far).min(1).values.max() < 1.0
+
+
+def test_quantizer_dropout_trains_only_the_first_layers_and_lookup_inverts_the_codes():
+    torch.manual_seed(0)
+    rvq = ResidualVQ(layers=3, codes=16, dim=4, drop=1.0)  # always drop in training
+    z = torch.randn(2, 5, 4)
+    rvq.train()
+    counts = {int((rvq(z)[1][0, 0] >= 0).sum()) for _ in range(40)}  # layers a batch was quantised with
+    assert 1 in counts and counts != {3}  # fewer layers than all, down to the base layer alone
+    rvq.eval()
+    q, codes, _ = rvq(z)
+    assert (codes >= 0).all() and torch.allclose(rvq.lookup(codes), q, atol=1e-6)
+    assert torch.allclose(rvq.lookup(codes[..., :1]), rvq.books[0].embed[codes[..., 0]])
+
+
+def test_encode_decode_shapes_and_reconstruct_crops_to_whole_tokens(built, gen_pack):
+    _, tok, _ = built
+    model = MotionTokenizer(263, width=16, code_dim=8, depth=1, layers=2, codes=8)
+    codes = model.encode(torch.randn(3, 24, 263))
+    assert codes.shape == (3, 6, 2) and model.decode(codes).shape == (3, 24, 263)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        model(torch.randn(1, 10, 263))
+    clip = gen_pack.normalize(gen_pack.motion(int(gen_pack.split_indices("val")[0])))[:45]
+    out, c = reconstruct(tok, [clip])
+    assert out[0].shape == (44, 263) and c[0].shape == (11, tok.layers)
+    alone = reconstruct(tok, [clip[:44]])[0][0]
+    assert np.allclose(out[0], alone, atol=1e-5)  # each clip alone: the same result whatever else is asked
+
+
+def test_mate_tokenizer_train_prints_its_report_and_writes_metrics(built, tiny_corpus, capsys, tmp_path):
+    from mate.cli import main
+
+    ws, tok, _ = built
+    assert main(["tokenizer", "train", "--data", str(tiny_corpus), "--workspace", str(ws), "--quiet",
+                 "--out", str(tmp_path / "r"), "profile=tiny"]) == 0
+    text = capsys.readouterr().out
+    assert f"tokenizer {tok.sha[:12]}" in text and "(cached)" in text and "random real clip" in text
+    assert text.count("[pass]") + text.count("[FAIL]") == 3
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert run["tokenizer_sha"] == tok.sha
+    assert 0 < metrics["val/tokenizer/codes_used_0"] <= 1 and metrics["val/tokenizer/mpjpe_mm"] > 0
+    assert metrics["val/tokenizer/foot_skate_ratio"] == pytest.approx(
+        metrics["val/tokenizer/foot_skate"] / metrics["val/tokenizer/foot_skate_real"])
