@@ -1,6 +1,6 @@
 """`mate clean`: remove the workspace caches that no run references; anything removed is rebuilt on demand.
 
-Referenced: the dataset packs, scoring evaluators and align stages that some run.json under the workspace names
+Referenced: the dataset packs, scoring evaluators, motion tokenizers and align stages that some run.json under the workspace names
 (`runs/`, `sweeps/`). Always kept: the LLM segmentation answers (`cache/segments`: asking again costs money and
 time) and the synthetic corpora in `data/`. Removed: unreferenced packs, evaluators (partition models included: the
 align stages built from them are cached), align stages, the derived caches no run names (text features,
@@ -26,7 +26,7 @@ def _size(path: Path) -> int:
 
 
 def references(workspace: Path) -> dict[str, set[str]]:
-    refs: dict[str, set[str]] = {"packs": set(), "evaluators": set(), "align": set()}
+    refs: dict[str, set[str]] = {"packs": set(), "evaluators": set(), "align": set(), "tokenizers": set()}
     for folder in ("runs", "sweeps"):
         for run in (workspace / folder).rglob("run.json") if (workspace / folder).is_dir() else []:
             try:
@@ -35,6 +35,7 @@ def references(workspace: Path) -> dict[str, set[str]]:
                 continue
             refs["packs"].add(str(info.get("dataset_hash") or ""))
             refs["evaluators"].add(str(info.get("evaluator_sha") or ""))
+            refs["tokenizers"].add(str(info.get("tokenizer_sha") or ""))
             if info.get("align_dir"):
                 refs["align"].add(Path(info["align_dir"]).name)
     return refs
@@ -43,9 +44,9 @@ def references(workspace: Path) -> dict[str, set[str]]:
 def _referenced(kind: str, entry: Path, refs: dict[str, set[str]]) -> bool:
     if kind == "packs":
         return entry.name in refs["packs"] or entry.name == "aliases"
-    if kind == "evaluators":
+    if kind in ("evaluators", "tokenizers"):
         meta = entry / "meta.json"
-        return meta.is_file() and json.loads(meta.read_text()).get("sha") in refs["evaluators"]
+        return meta.is_file() and json.loads(meta.read_text()).get("sha") in refs[kind]
     if kind == "align":
         return entry.name in refs["align"]
     return False  # text features, localization: derived, never named by a run

@@ -119,16 +119,24 @@ _KEYS: list[Key] = [
         nullable=True),
     Key("eval.repeats", int, 20, "repetitions behind each metric's _ci95"),
     Key("eval.seed", int, None, "seed of sampling and bootstrap resamples (unset: derived from seed)", nullable=True),
-    Key("eval.sampler_steps", int, 50, "DDIM steps when the generator samples for evaluation"),
+    Key("eval.sampler_steps", int, 50, "DDIM steps when the diffusion generator samples for evaluation (the masked "
+        "generator's rounds are gen.iterations)"),
     Key("eval.samples", int, 0, "generated test items scored by eval/* (0: every test item)"),
     Key("eval.pairs", int, 0, "minimal pairs behind probe/word_pair_acc (0: all of them)"),
     Key("eval.val_items", int, 64, "size of the fixed val subset behind the per-epoch val/* objectives"),
     # downstream generator (docs/architecture.md §4)
-    Key("gen.kind", str, "diffusion", "downstream generator", choices=("diffusion",)),
+    Key("gen.kind", str, "diffusion", "downstream generator: MDM-style diffusion, or MoMask-style masked tokens "
+        "over the motion tokenizer (gen.vq_*)", choices=("diffusion", "masked")),
     Key("gen.cond", str, "sentence", "what the generator reads of the text encoder: its sentence feature or, "
         "through cross-attention, its token features", choices=("sentence", "tokens")),
+    Key("gen.res_layers", int, 6, "layers of the masked generator's residual transformer (0: decode the base "
+        "codebook alone)", min=0),
+    Key("gen.iterations", int, 10, "re-masking rounds when the masked generator samples", min=1),
+    Key("gen.temperature", float, 1.0, "sampling temperature of the masked generator's codes (0: the most likely)",
+        min=0.0),
+    Key("gen.top_k", int, 0, "the masked generator samples among the k most likely codes (0: all)", min=0),
     Key("gen.patch", int, 1, "motion frames per transformer token (temporal patching, for CPU budgets)"),
-    Key("gen.layers", int, 8, "transformer layers"),
+    Key("gen.layers", int, 8, "transformer layers (masked: of the base-layer transformer)"),
     Key("gen.hidden", int, 512, "transformer width"),
     Key("gen.heads", int, 4, "attention heads"),
     Key("gen.dropout", float, 0.1, "dropout inside the transformer"),
@@ -197,6 +205,7 @@ KEYS: dict[str, Key] = {k.name: k for k in _KEYS}
 PROFILES: dict[str, dict[str, Any]] = {
     "tiny": {"gen.vq_layers": 2, "gen.vq_codes": 32, "gen.vq_dim": 16, "gen.vq_width": 32, "gen.vq_depth": 1,
              "gen.vq_window": 32, "gen.vq_batch": 16, "gen.vq_epochs": 2, "gen.vq_steps": 3,
+             "gen.res_layers": 1, "gen.iterations": 3,
              "data.num_clips": 128, "evaluator.epochs": 2, "evaluator.hidden": 64, "evaluator.dim": 32,
              "eval.repeats": 2, "align.epochs": 2, "align.hidden": 32, "align.batch": 16, "align.steps": 3,
              "gen.layers": 1, "gen.hidden": 32, "gen.heads": 2, "gen.patch": 4, "gen.batch": 16, "gen.epochs": 2,

@@ -34,6 +34,10 @@ class EvaluatorMismatch(UserError):
     """`evaluator.sha` names another scoring evaluator than the one this dataset and config give."""
 
 
+class TokenizerShaMismatch(UserError):
+    """`tokenizer.sha` names another motion tokenizer than the one this dataset and config give."""
+
+
 @dataclass
 class Trial:
     """What the stages hand on: the resolved config, the dataset, the models and what was measured so far."""
@@ -91,6 +95,20 @@ def align_stage(t: Trial, data_dir: Path, pack, encoder, resume_dir: str | Path 
     return folder
 
 
+def tokenizer_stage(t: Trial, pack):
+    """The shared motion tokenizer of `gen.kind=masked` (trained once per dataset and `gen.vq_*` keys), else None."""
+    if t.cfg["gen.kind"] != "masked":
+        return None
+    from mate.generate.tokenizer import train_or_load
+
+    tok = train_or_load(pack, t.cfg, t.workspace, progress=t.progress, log=t.log)
+    if t.cfg["tokenizer.sha"] and t.cfg["tokenizer.sha"] != tok.sha:
+        raise TokenizerShaMismatch(f"the motion tokenizer is {tok.sha[:12]} ({tok.path}), but tokenizer.sha="
+                                   f"{t.cfg['tokenizer.sha'][:12]}: this trial would not be comparable with its sweep")
+    t.info["tokenizer_sha"] = tok.sha
+    return tok
+
+
 def carry_rows(rows_dir: Path, checkpoint: Path) -> None:
     """Put the aligned rows (small: the motion words' rows) into the checkpoint folder, with their cache key."""
     dest = checkpoint / CHECKPOINT_ALIGN
@@ -103,10 +121,10 @@ def carry_rows(rows_dir: Path, checkpoint: Path) -> None:
 def _sampler(gen, pack, cfg: Mapping[str, Any]):
     from mate.generate.cleanup import postprocess
 
-    steps, post = cfg["eval.sampler_steps"], postprocess(cfg)
+    post = postprocess(cfg)
 
-    def sample(texts, lengths, seed):
-        return [post(pack.denormalize(s[0])) for s in gen.sample(texts, lengths, n=1, seed=seed, steps=steps)]
+    def sample(texts, lengths, seed):  # each generator's own evaluation steps (eval.sampler_steps, gen.iterations)
+        return [post(pack.denormalize(s[0])) for s in gen.sample(texts, lengths, n=1, seed=seed)]
 
     return sample
 
@@ -149,6 +167,7 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     if cfg["evaluator.sha"] and cfg["evaluator.sha"] != evaluator.sha:
         raise EvaluatorMismatch(f"the scoring evaluator is {evaluator.sha[:12]}, but evaluator.sha="
                                 f"{cfg['evaluator.sha'][:12]}: this trial would not be comparable with its sweep")
+    tokenizer = tokenizer_stage(t, pack)
     t.metrics["cost/prepare_seconds"] = time.perf_counter() - start
 
     # 2. align (cached), 3. the encoder the generator reads, its features computed once per (rows, dataset)
@@ -161,7 +180,7 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     # 4. the generator, with the val objectives after each epoch (the align metrics ride on the first report)
     t0 = time.perf_counter()
     notes = load_annotations(data_dir)
-    gen = make_generator(cfg, pack.dim, (text.sentence_dim, text.token_dim))
+    gen = make_generator(cfg, pack.dim, (text.sentence_dim, text.token_dim), tokenizer=tokenizer)
     train = MotionDataset.from_config(pack, "train", cfg)
     eval_seed = cfg.seed_for("eval")
     ckpt = out / "checkpoint"
@@ -238,7 +257,7 @@ class TrainedRun:
         """Raw (denormalised) features, out[i][k] for text i and sample k."""
         from mate.generate.cleanup import postprocess
 
-        got = self.generator.sample(texts, lengths, n=n, seed=seed, steps=steps or self.cfg["eval.sampler_steps"])
+        got = self.generator.sample(texts, lengths, n=n, seed=seed, steps=steps)
         post = postprocess(self.cfg)
         return [[post(self.pack.denormalize(m)) for m in per_text] for per_text in got]
 

@@ -119,7 +119,8 @@ def _tracked(args, cfg, out: Path, run):
         handle.log_metrics(metrics, step=int(metrics.get("gen/epoch", 0)))
         info = json.loads((out / "run.json").read_text())
         handle.set_tags({"git_sha": info.get("git_sha"), "git_dirty": info.get("git_dirty"),
-                         "evaluator_sha": info.get("evaluator_sha"), "dataset_hash": info.get("dataset_hash")})
+                         "evaluator_sha": info.get("evaluator_sha"), "dataset_hash": info.get("dataset_hash"),
+                         "tokenizer_sha": info.get("tokenizer_sha") or ""})
         for name in ("metrics.json", "run.json", "generator.pt", "aligned_rows.safetensors"):
             if (out / name).is_file():
                 handle.log_artifact(out / name)

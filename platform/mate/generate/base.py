@@ -9,6 +9,8 @@ computes its val objectives between epochs.
 from __future__ import annotations
 
 import abc
+import contextlib
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -87,13 +89,19 @@ def generator_class(kind: str) -> type[Generator]:
         from .diffusion import DiffusionGenerator
 
         return DiffusionGenerator
-    raise ConfigError(f"config key 'gen.kind' must be one of diffusion; got {kind!r}")
+    if kind == "masked":
+        from .masked import MaskedGenerator
+
+        return MaskedGenerator
+    raise ConfigError(f"config key 'gen.kind' must be one of diffusion, masked; got {kind!r}")
 
 
 def make_generator(cfg: Mapping[str, Any], motion_dim: int, text_dims: tuple[int, int], *,
-                   device: str | torch.device | None = None) -> Generator:
-    """A new, untrained generator of kind `cfg["gen.kind"]`; text_dims = (sentence_dim, token_dim)."""
-    return generator_class(cfg["gen.kind"])(cfg, motion_dim, text_dims, device=device)
+                   device: str | torch.device | None = None, tokenizer=None) -> Generator:
+    """A new, untrained generator of kind `cfg["gen.kind"]`; text_dims = (sentence_dim, token_dim); `tokenizer`
+    (`mate.generate.tokenizer.Tokenizer`) is what `gen.kind=masked` predicts the codes of."""
+    extra = {"tokenizer": tokenizer} if cfg["gen.kind"] == "masked" else {}
+    return generator_class(cfg["gen.kind"])(cfg, motion_dim, text_dims, device=device, **extra)
 
 
 def stage_seed(cfg: Mapping[str, Any]) -> int:
@@ -128,6 +136,21 @@ def save_torch(obj: Any, path: str | Path) -> Path:
     with atomic_write(path) as f:
         torch.save(obj, f)
     return path
+
+
+def learning_rate(cfg: Mapping[str, Any], progress: float) -> float:
+    """`gen.lr`, or with `gen.lr_schedule=cosine` its cosine decay to 0 at `progress` (share of the planned steps
+    done): a function of the step alone, so a resumed run follows the same curve with no scheduler state."""
+    if cfg["gen.lr_schedule"] == "constant":
+        return cfg["gen.lr"]
+    return cfg["gen.lr"] * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
+def autocast(device: torch.device):
+    """bfloat16 autocast on CUDA, nothing elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def default_device() -> torch.device:

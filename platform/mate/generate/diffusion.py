@@ -14,7 +14,6 @@ Training runs on `mate.loop` (checkpoints, exact resume, NaN and divergence chec
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 from collections.abc import Mapping, Sequence
@@ -32,7 +31,8 @@ from mate.errors import UserError
 
 from mate.loop import Faults, Loop, Plan, Task
 
-from .base import FORMAT, Generator, check_text_dims, default_device, epoch_batches, save_torch, stage_seed
+from .base import (FORMAT, Generator, autocast, check_text_dims, default_device, epoch_batches, learning_rate,
+                   stage_seed)
 from .model import Condition, Denoiser
 from .schedule import CosineSchedule
 from .text import TextBatch, TextFeatures
@@ -82,9 +82,7 @@ class DiffusionGenerator(Generator):
 
     # -- pieces ---------------------------------------------------------------------------------------------------
     def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.device)
 
     def _padded(self, n_frames: int) -> int:
         return math.ceil(n_frames / self.net.patch) * self.net.patch
@@ -137,9 +135,8 @@ class DiffusionGenerator(Generator):
         with self._autocast():
             if scale == 1 or null is None:
                 return self._sampler(x, t, frames, cond).float()
-            both = Condition(*(None if a is None else torch.cat([a, u]) for a, u in zip(
-                (cond.vector, cond.memory, cond.memory_mask), (null.vector, null.memory, null.memory_mask))))
-            out = self._sampler(torch.cat([x, x]), torch.cat([t, t]), torch.cat([frames, frames]), both).float()
+            out = self._sampler(torch.cat([x, x]), torch.cat([t, t]), torch.cat([frames, frames]),
+                                cond.cat(null)).float()
         c, u = out.chunk(2)
         return u + scale * (c - u)
 
@@ -174,11 +171,7 @@ class DiffusionGenerator(Generator):
         return loop
 
     def learning_rate(self, progress: float) -> float:
-        """`gen.lr`, or with `gen.lr_schedule=cosine` its cosine decay to 0 at `progress` (share of the planned
-        steps done): a function of the step alone, so a resumed run follows the same curve with no scheduler state."""
-        if self.cfg["gen.lr_schedule"] == "constant":
-            return self.cfg["gen.lr"]
-        return self.cfg["gen.lr"] * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+        return learning_rate(self.cfg, progress)
 
     @torch.no_grad()
     def _update_ema(self, done: int) -> None:

@@ -36,6 +36,32 @@ class Condition:
     memory: torch.Tensor | None  # (B, L, hidden): cross-attention keys/values (cond=tokens)
     memory_mask: torch.Tensor | None  # (B, L) bool, True on real tokens
 
+    def cat(self, other: Condition) -> Condition:
+        """This batch's rows followed by `other`'s (a conditional and an unconditional pass in one batch)."""
+        return Condition(*(None if a is None else torch.cat([a, b]) for a, b in zip(
+            (self.vector, self.memory, self.memory_mask), (other.vector, other.memory, other.memory_mask))))
+
+
+def project_text(cond: str, proj: nn.Linear, null: torch.Tensor, text: TextBatch,
+                 drop: torch.Tensor | None = None) -> Condition:
+    """The text as a generator reads it: the projected sentence feature (`cond="sentence"`) or the projected token
+    features as cross-attention memory (`cond="tokens"`); rows where `drop` (B,) is True get the learned null
+    vector, or a memory of the single null token, instead (the unconditional model of classifier-free guidance)."""
+    if cond == "sentence":
+        vec = proj(text.sentence)
+        if drop is not None:
+            vec = torch.where(drop[:, None], null.to(vec.dtype), vec)
+        return Condition(vec, None, None)
+    memory, mask = proj(text.tokens), text.mask
+    if drop is not None and bool(drop.any()):
+        empty = torch.zeros_like(memory)
+        empty[:, 0] = null.to(memory.dtype)
+        memory = torch.where(drop[:, None, None], empty, memory)
+        first = torch.zeros_like(mask)
+        first[:, 0] = True
+        mask = torch.where(drop[:, None], first, mask)
+    return Condition(None, memory, mask)
+
 
 class Block(nn.Module):
     """Pre-norm transformer block: self-attention, optional cross-attention over the text tokens, MLP."""
@@ -86,20 +112,7 @@ class Denoiser(nn.Module):
 
     def condition(self, text: TextBatch, drop: torch.Tensor | None = None) -> Condition:
         """Project the text; rows where `drop` (B,) is True get the null condition instead."""
-        if self.cond == "sentence":
-            vec = self.text(text.sentence)
-            if drop is not None:
-                vec = torch.where(drop[:, None], self.null.to(vec.dtype), vec)
-            return Condition(vec, None, None)
-        memory, mask = self.text(text.tokens), text.mask
-        if drop is not None and bool(drop.any()):
-            null = torch.zeros_like(memory)
-            null[:, 0] = self.null.to(memory.dtype)
-            memory = torch.where(drop[:, None, None], null, memory)
-            first = torch.zeros_like(mask)
-            first[:, 0] = True
-            mask = torch.where(drop[:, None], first, mask)
-        return Condition(None, memory, mask)
+        return project_text(self.cond, self.text, self.null, text, drop)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, frames: torch.Tensor, cond: Condition) -> torch.Tensor:
         """x (B, T, D) noisy motion with T a multiple of the patch, t (B,) steps, frames (B, T) bool real rows ->

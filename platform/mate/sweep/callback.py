@@ -76,7 +76,8 @@ class MlflowSweepCallback(tune.Callback):
         self._artifacts(trial, run)
         early = trial.trial_id in self.stopped
         self.tracker.set_tags(run, {"mate.stopped_early": str(early).lower(),
-                                    "mate.evaluator_sha": self.pinned.get("evaluator.sha", "")})
+                                    "mate.evaluator_sha": self.pinned.get("evaluator.sha", ""),
+                                    "mate.tokenizer_sha": self.pinned.get("tokenizer.sha") or ""})
         self.tracker.finish(run, "FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):

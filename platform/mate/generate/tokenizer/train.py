@@ -237,6 +237,41 @@ def load(path: str | Path, pack) -> Tokenizer:
     return Tokenizer(model, recorded, path, meta)
 
 
+def weights_sha(state: Mapping[str, torch.Tensor]) -> str:
+    """The sha256 of the safetensors file these weights are saved as (what `Tokenizer.sha` is)."""
+    import hashlib
+
+    from safetensors.torch import save
+
+    return hashlib.sha256(save({k: v.contiguous() for k, v in state.items()})).hexdigest()
+
+
+def from_weights(weights: Mapping[str, torch.Tensor], meta: Mapping[str, Any], sha: str) -> Tokenizer:
+    """A tokenizer carried inside a saved generator; its weights must still hash to the recorded sha."""
+    if weights_sha(weights) != sha:
+        raise TokenizerMismatch(f"the tokenizer inside this generator file does not match its recorded sha "
+                                f"{sha[:12]}: the file is damaged")
+    model = MotionTokenizer(**meta["model_config"])
+    model.load_state_dict(dict(weights))
+    return Tokenizer(model.eval(), sha, Path(meta.get("path", "")), dict(meta))
+
+
+def load_verified(path: str | Path, sha: str) -> Tokenizer:
+    """The tokenizer at `path` whose weights' sha must be `sha` (a checkpoint names its tokenizer so)."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / META).read_text())
+    except (OSError, ValueError) as exc:
+        raise TokenizerMismatch(f"{path / META}: the tokenizer this generator was trained with is not there "
+                                f"({type(exc).__name__}); it is identified by sha {sha[:12]}") from None
+    weights = path / WEIGHTS
+    if not weights.is_file() or file_sha256(weights) != sha:
+        raise TokenizerMismatch(f"{weights}: not the tokenizer this generator was trained with (sha {sha[:12]})")
+    from safetensors.torch import load_file
+
+    return from_weights(load_file(str(weights)), {**meta, "path": str(path)}, sha)
+
+
 @torch.no_grad()
 def reconstruct(tok: Tokenizer, motions: list[np.ndarray], layers: int | None = None) -> tuple[list[np.ndarray],
                                                                                                list[np.ndarray]]:
