@@ -175,6 +175,8 @@ _KEYS: list[Key] = [
     Key("gen.vq_commit", float, 0.02, "weight of the commitment loss", min=0.0),
     Key("gen.vq_w_joints", float, 0.5, "weight of the L1 error (m) of the global joints recovered from the "
         "reconstruction: ties the root's travel to the legs", min=0.0),
+    Key("gen.vq_w_vel", float, 0.0, "weight of the error (m/s) of the recovered global joints' velocities: a "
+        "planted foot that slides is a velocity error", min=0.0),
     Key("gen.vq_w_key", float, 2.0, "weight of the root and foot-contact channels in the feature loss (others 1)",
         min=0.0),
     Key("gen.vq_window", int, 64, "rows of the training windows (a multiple of 4; shorter clips are left out)",

@@ -160,6 +160,9 @@ BAD = [
     ("a key the prepare stage fixes", SEARCH + "  evaluator.epochs: {int: [1, 5]}\n",
      (r"search.evaluator.epochs: 'evaluator.epochs' cannot vary within a sweep \(the frozen evaluators are trained "
      r"once per sweep by the prepare stage\); it may only be a constant")),
+    ("a tokenizer key", SEARCH + "  gen.vq_codes: {choice: [256, 512]}\n",
+     (r"search.gen.vq_codes: 'gen.vq_codes' cannot vary within a sweep \(the motion tokenizer is trained once per "
+     r"sweep by the prepare stage and shared by every trial\); it may only be a constant")),
     ("seed as a parameter", SEARCH.replace("align.prototypes_per_word: {int: [1, 4]}", "seed: {int: [0, 9]}"),
      r"search.seed: 'seed' is not a config key here: trial seeds come from `seeds:`"),
     ("profile as a constant", SEARCH + "constants: {profile: bench}\n",

@@ -83,10 +83,7 @@ def _prepare(space, workspace: str | Path, data: str | None, *, progress: bool,
     log(f"prepare: dataset {pack.content_hash[:12]} ({len(pack)} clips), scoring evaluator")
     evaluator = train_or_load(pack, encoder, base, workspace, seed=pinned["evaluator.seed"], progress=progress)
     pinned["evaluator.sha"] = evaluator.sha
-    if base["gen.kind"] == "masked":  # the motion tokenizer every masked trial shares (its keys are not searched)
-        if any(k.startswith("gen.vq_") for k in space.varied):
-            raise UserError(f"{space.path}: gen.vq_* keys shape the shared motion tokenizer; fix them as constants "
-                            "(a sweep over them trains one tokenizer per trial)")
+    if base["gen.kind"] == "masked" or "gen.kind" in space.varied:  # the tokenizer every masked trial shares
         from mate.generate.tokenizer import train_or_load as tokenizer_for
 
         log("prepare: motion tokenizer")

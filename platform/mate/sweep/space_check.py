@@ -24,6 +24,8 @@ _FIXED_PREFIXES = {
     "data.": "the dataset is prepared once per sweep (the data is not a knob)",
     "encoder.": "the base language model is loaded once per sweep and the frozen evaluators read it",
     "evaluator.": "the frozen evaluators are trained once per sweep by the prepare stage",
+    "gen.vq_": "the motion tokenizer is trained once per sweep by the prepare stage and shared by every trial",
+    "tokenizer.": "the prepare stage pins the motion tokenizer",
 }
 _FIXED_KEYS = {"eval.scorer": _MEASURE, "eval.official_dir": _MEASURE, "eval.repeats": _MEASURE,
                "eval.samples": _MEASURE, "eval.pairs": _MEASURE, "eval.val_items": _MEASURE,
