@@ -177,6 +177,8 @@ _KEYS: list[Key] = [
         "reconstruction: ties the root's travel to the legs", min=0.0),
     Key("gen.vq_w_vel", float, 0.0, "weight of the error (m/s) of the recovered global joints' velocities: a "
         "planted foot that slides is a velocity error", min=0.0),
+    Key("gen.vq_w_foot", float, 0.0, "weight of the speed (m/s) of the reconstructed ankles and toes in the frames "
+        "the real clip marks as foot contacts (MDM's foot-contact loss, on the tokenizer)", min=0.0),
     Key("gen.vq_w_key", float, 2.0, "weight of the root and foot-contact channels in the feature loss (others 1)",
         min=0.0),
     Key("gen.vq_window", int, 64, "rows of the training windows (a multiple of 4; shorter clips are left out)",

@@ -185,7 +185,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--length", type=int, help="feature rows (default: the median training length)")
     p.add_argument("--n", type=int, default=1, help="samples (a .npy then holds n x length x D)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, help="DDIM steps (default: the run's eval.sampler_steps)")
+    p.add_argument("--steps", type=int, help="DDIM steps (diffusion; default: the run's eval.sampler_steps) or "
+                   "re-masking rounds (masked; default: the run's gen.iterations)")
     p.add_argument("--foot-lock", action=argparse.BooleanOptionalAction, default=None,
                    help="hold planted feet still (gen.foot_lock; default: the run's setting)")
     p.add_argument("--smooth", type=float, metavar="SIGMA", help="smooth over time, sigma in frames (gen.smooth; "

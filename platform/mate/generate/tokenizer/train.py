@@ -8,9 +8,10 @@ line naming the file and rebuilt, never used.
 
 Loss (normalised feature space): a smooth-L1 reconstruction with the root (rotation velocity, linear velocity,
 height) and foot-contact channels weighted by `gen.vq_w_key`, plus `gen.vq_w_joints` x the error in metres of the
-global joint positions recovered from the features and `gen.vq_w_vel` x the error of their velocities in m/s (what
-ties the root's travel to the legs: foot skating is an error there, not in any one channel), plus `gen.vq_commit` x
-the commitment loss.
+global joint positions recovered from the features, `gen.vq_w_vel` x the error of their velocities in m/s and
+`gen.vq_w_foot` x the speed of the reconstructed feet in the frames the real clip plants them (what ties the root's
+travel to the legs: foot skating is an error there, not in any one channel), plus `gen.vq_commit` x the commitment
+loss.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ CHECKPOINT = "tokenizer.pt"
 # the keys that shape or train the tokenizer (its cache key); gen.vq_max_seconds only caps the wall time
 MODEL_KEYS = ("gen.vq_layers", "gen.vq_codes", "gen.vq_dim", "gen.vq_width", "gen.vq_depth", "gen.vq_decay",
               "gen.vq_drop")
-TRAIN_KEYS = ("gen.vq_commit", "gen.vq_w_joints", "gen.vq_w_vel", "gen.vq_w_key", "gen.vq_window", "gen.vq_batch", "gen.vq_lr",
+TRAIN_KEYS = ("gen.vq_commit", "gen.vq_w_joints", "gen.vq_w_vel", "gen.vq_w_foot", "gen.vq_w_key", "gen.vq_window", "gen.vq_batch", "gen.vq_lr",
               "gen.vq_epochs", "gen.vq_steps", "gen.vq_seed")
 
 
@@ -126,12 +127,20 @@ class _Reconstruction(Task):
         rec = (F.smooth_l1_loss(recon, x, reduction="none") * self.weight).mean()
         terms = {"rec": rec, "commit": commit}
         total = rec + self.cfg["gen.vq_commit"] * commit
-        if self.cfg["gen.vq_w_joints"] or self.cfg["gen.vq_w_vel"]:
-            fps = skeleton_for_dim(x.shape[-1]).fps
-            got, want = features_to_joints(recon * self.std + self.mean), features_to_joints(x * self.std + self.mean)
+        c = self.cfg
+        if c["gen.vq_w_joints"] or c["gen.vq_w_vel"] or c["gen.vq_w_foot"]:
+            sk = skeleton_for_dim(x.shape[-1])
+            raw = x * self.std + self.mean
+            got, want = features_to_joints(recon * self.std + self.mean), features_to_joints(raw)
             terms["joints"] = (got - want).norm(dim=-1).mean()
-            terms["vel"] = (torch.diff(got - want, dim=1) * fps).norm(dim=-1).mean()
-            total = total + self.cfg["gen.vq_w_joints"] * terms["joints"] + self.cfg["gen.vq_w_vel"] * terms["vel"]
+            speed = torch.diff(got, dim=1) * sk.fps  # (B, T-1, J, 3) m/s
+            terms["vel"] = (speed - torch.diff(want, dim=1) * sk.fps).norm(dim=-1).mean()
+            # the feet's speed in the frames the real clip plants them (its contact channels; flag t is t -> t+1)
+            planted = (raw[:, :-1, sk.feature_slices()["contacts"]] > 0.5).to(speed.dtype)
+            feet = speed[:, :, [*sk.feet_left, *sk.feet_right]].norm(dim=-1)
+            terms["foot"] = (feet * planted).sum() / planted.sum().clamp(min=1)
+            total = (total + c["gen.vq_w_joints"] * terms["joints"] + c["gen.vq_w_vel"] * terms["vel"]
+                     + c["gen.vq_w_foot"] * terms["foot"])
         return total, terms
 
     def before_step(self, step: int) -> None:
