@@ -73,3 +73,13 @@ def test_section_selects_a_stage_keys():
     sec = resolve(profile="tiny").section("data")
     assert sec and all(k.startswith("data.") for k in sec)
     assert parse_overrides(["data.max_len=120"]) == {"data.max_len": 120}
+
+
+def test_a_profile_sizes_each_generator_kind_its_own_way_and_explicit_keys_still_win():
+    from mate.config import KIND_PROFILES
+
+    masked = resolve(["profile=paper", "gen.kind=masked"])
+    assert {k: masked[k] for k in KIND_PROFILES[("paper", "masked")]} == KIND_PROFILES[("paper", "masked")]
+    assert resolve(["profile=paper"])["gen.hidden"] == 512  # diffusion keeps the profile's own sizes
+    assert resolve(["profile=paper", "gen.kind=masked", "gen.hidden=128"])["gen.hidden"] == 128
+    assert resolve({}, base={"profile": "paper", "gen": {"kind": "masked"}})["gen.hidden"] == 384  # from a file too

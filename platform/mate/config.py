@@ -229,6 +229,13 @@ PROFILES: dict[str, dict[str, Any]] = {
     "paper": {"evaluator.dim": 512, "evaluator.hidden": 512, "evaluator.epochs": 200},
 }
 
+# sizes that differ by generator kind within a profile (applied over PROFILES when gen.kind is that kind); paper:
+# MoMask's own (Guo et al. 2024: 8-layer, 384-wide transformers, 6 heads, dropout 0.2, guidance 4, 10 rounds)
+KIND_PROFILES: dict[tuple[str, str], dict[str, Any]] = {
+    ("paper", "masked"): {"gen.layers": 8, "gen.res_layers": 8, "gen.hidden": 384, "gen.heads": 6, "gen.dropout": 0.2,
+                          "gen.lr": 2e-4, "gen.batch": 64, "gen.guidance": 4.0, "gen.iterations": 10},
+}
+
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _NONE = {"none", "null", "~", ""}
@@ -358,7 +365,8 @@ def resolve(
     base: Mapping[str, Any] | None = None,
     where: str = "",
 ) -> Config:
-    """Defaults < profile < `base` (e.g. a YAML file, named by `where` in errors) < `overrides`.
+    """Defaults < profile (and its sizes for the generator kind) < `base` (e.g. a YAML file, named by `where` in
+    errors) < `overrides`.
 
     The profile is taken from the overrides, else `base`, else the `profile` argument, else the default.
     """
@@ -372,6 +380,8 @@ def resolve(
     chosen = check_value("profile", chosen)
     values = {k.name: k.default for k in _KEYS}
     values.update(PROFILES[chosen])
+    kind = check_value("gen.kind", over.get("gen.kind") or base_flat.get("gen.kind") or values["gen.kind"])
+    values.update(KIND_PROFILES.get((chosen, kind), {}))
     values.update(base_flat)
     values.update(over)
     values["profile"] = chosen
