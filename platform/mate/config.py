@@ -173,7 +173,7 @@ _KEYS: list[Key] = [
     Key("gen.vq_drop", float, 0.2, "quantizer dropout: share of training batches that keep only the first k "
         "codebooks (k uniform)", min=0.0),
     Key("gen.vq_commit", float, 0.02, "weight of the commitment loss", min=0.0),
-    Key("gen.vq_w_joints", float, 0.5, "weight of the L1 error (m) of the global joints recovered from the "
+    Key("gen.vq_w_joints", float, 0.5, "weight of the mean error (m) of the global joints recovered from the "
         "reconstruction: ties the root's travel to the legs", min=0.0),
     Key("gen.vq_w_vel", float, 0.0, "weight of the error (m/s) of the recovered global joints' velocities: a "
         "planted foot that slides is a velocity error", min=0.0),
