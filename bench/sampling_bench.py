@@ -30,7 +30,6 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-
     from mate.config import parse_value
     from mate.evaluate.generated import score_sampler
     from mate.evaluate.retrieval import train_or_load

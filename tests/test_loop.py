@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from mate.loop import Faults, Loop, Plan, Task
 
 
@@ -82,7 +81,8 @@ def test_each_epoch_is_yielded_after_its_checkpoint_is_on_disk(tmp_path):
 
 def test_a_nan_loss_stops_with_an_error_that_names_the_epoch_and_what_to_do(tmp_path):
     _, loop = make(tmp_path, faults=Faults(nan_epoch=2), hint="lower reg.lr")
-    with pytest.raises(FloatingPointError, match=r"reg: the loss became nan at epoch 2, step 1 \(injected.*lower reg\.lr"):
+    with pytest.raises(FloatingPointError,
+                       match=r"reg: the loss became nan at epoch 2, step 1 \(injected.*lower reg\.lr"):
         loop.fit()
     _, loop = make(lr=1e30, epochs=3)  # a real blow-up, no injection
     with pytest.raises(FloatingPointError, match=r"(became (nan|inf))|diverged"):

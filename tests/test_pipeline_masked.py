@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-
 from mate.config import resolve
 from mate.pipeline import TokenizerShaMismatch, run_trial
 
@@ -81,9 +80,8 @@ def test_a_nan_loss_ends_a_masked_trial_with_a_clear_error(tiny_corpus, trial_ws
 
 
 def test_mate_sample_works_on_a_masked_run(straight, tmp_path, trial_ws, capsys):
-    from PIL import Image
-
     from mate.cli import main
+    from PIL import Image
 
     _, _, out = straight
     assert main(["sample", "--run", str(out), "--text", "a person jumps", "--length", "30", "--n", "2",

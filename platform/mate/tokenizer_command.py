@@ -101,8 +101,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     used = " ".join(f"{m[f'codes_used_{i}']:.0%}" for i in range(tok.layers))
     print(f"tokenizer {tok.sha[:12]}: {tok.layers} x {tok.codes} codes, {int(m['steps'])} steps in "
           f"{m['train_seconds']:.0f} s ({'cached' if built < 0.5 * m['train_seconds'] else 'trained now'})\n"
-          f"  val reconstruction ({int(m['clips'])} clips): FID {m['fid']:.3f} (random real clip {m['fid_random_clip']:.3f}),"
-          f" MPJPE {m['mpjpe_mm']:.1f} mm\n"
+          f"  val reconstruction ({int(m['clips'])} clips): FID {m['fid']:.3f} (random real clip "
+          f"{m['fid_random_clip']:.3f}), MPJPE {m['mpjpe_mm']:.1f} mm\n"
           f"  foot skating {m['foot_skate']:.4f} m/s (real {m['foot_skate_real']:.4f}, {m['foot_skate_ratio']:.2f}x),"
           f" jitter {m['jitter']:.0f} (real {m['jitter_real']:.0f}) m/s^3\n"
           f"  codes used per layer: {used}")

@@ -10,7 +10,7 @@ import torch
 
 from mate.data.dataset import MotionDataset
 from mate.generate.base import Generator, make_generator
-from mate.generate.diffusion import CHECKPOINT
+from mate.generate.base import CHECKPOINT
 
 from .conftest import tiny_config
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from mate.config import ConfigError
 from mate.generate.base import Generator, make_generator
-from mate.generate.masked import CHECKPOINT
+from mate.generate.base import CHECKPOINT
 from mate.generate.tokenizer import TokenizerMismatch, train_or_load
 
 from .conftest import tiny_config

@@ -9,7 +9,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
 from mate.generate.tokenizer import TokenizerMismatch, load, reconstruct, train_or_load
 from mate.generate.tokenizer.model import Codebook, MotionTokenizer, ResidualVQ
 from mate.generate.tokenizer.train import WEIGHTS, tokenizer_dir

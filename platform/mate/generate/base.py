@@ -28,6 +28,7 @@ from .text import TextFeatures
 
 OnEpoch = Callable[[int, dict], None]
 FORMAT = 1
+CHECKPOINT = "gen.pt"  # a generator's per-epoch checkpoint in the trial's checkpoint folder
 
 
 class Generator(abc.ABC):
@@ -102,6 +103,46 @@ def make_generator(cfg: Mapping[str, Any], motion_dim: int, text_dims: tuple[int
     (`mate.generate.tokenizer.Tokenizer`) is what `gen.kind=masked` predicts the codes of."""
     extra = {"tokenizer": tokenizer} if cfg["gen.kind"] == "masked" else {}
     return generator_class(cfg["gen.kind"])(cfg, motion_dim, text_dims, device=device, **extra)
+
+
+def begin_training(gen: Generator, data: MotionDataset, text: TextFeatures) -> None:
+    """The checks every generator makes before training, and the text it then samples with by default."""
+    if data.pack.dim != gen.motion_dim:
+        raise UserError(f"the data has {data.pack.dim}-dim motion; this generator was built for {gen.motion_dim}")
+    if len(data) == 0:
+        raise UserError(f"no training items in split '{data.split}'")
+    check_text_dims(text, gen.text_dims)
+    gen.text = text
+
+
+def generator_loop(gen: Generator, task, opt: torch.optim.Optimizer, checkpoint_dir: str | Path | None,
+                   progress: bool) -> Loop:
+    """`mate.loop` over `gen.epochs` with the generator's budget, checks and test-only faults; `gen.pt` per epoch."""
+    from mate.loop import Faults, Plan
+
+    c = gen.cfg
+    plan = Plan("gen", c["gen.epochs"], seed=gen.seed, max_seconds=c["gen.max_seconds"], clip_norm=1.0,
+                hint="lower gen.lr", title="generator", faults=Faults.from_config(c))
+    checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+    loop = Loop(task, opt, plan, checkpoint=checkpoint, device=gen.device, progress=progress)
+    gen.history = loop.history
+    return loop
+
+
+def sample_request(gen: Generator, texts: Sequence[str], lengths: int | Sequence[int],
+                   text: TextFeatures | None) -> tuple[list[str], list[int], TextFeatures]:
+    """A `sample` call's texts, one length per text (an int applies to all) and the features to read them with."""
+    texts = list(texts)
+    lengths = [int(lengths)] * len(texts) if isinstance(lengths, (int, np.integer)) else [int(v) for v in lengths]
+    if len(lengths) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(lengths)} lengths")
+    if any(v < 1 for v in lengths):
+        raise ValueError(f"every length must be at least 1 frame, got {min(lengths)}")
+    feats = text if text is not None else gen.text
+    if feats is None:
+        raise UserError("no text features: pass text= (the generator was loaded without them)")
+    check_text_dims(feats, gen.text_dims)
+    return texts, lengths, feats
 
 
 def stage_seed(cfg: Mapping[str, Any]) -> int:

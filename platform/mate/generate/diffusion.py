@@ -27,17 +27,14 @@ from mate.config import KEYS, ConfigError, derive_seed
 from mate.data.dataset import MotionDataset, collate
 from mate.data.features import features_to_joints
 from mate.data.skeleton import skeleton_for_dim
-from mate.errors import UserError
+from mate.loop import Loop, Task
 
-from mate.loop import Faults, Loop, Plan, Task
-
-from .base import (FORMAT, Generator, autocast, check_text_dims, default_device, epoch_batches, learning_rate,
-                   stage_seed)
+from .base import (FORMAT, Generator, autocast, begin_training, check_text_dims, default_device, epoch_batches,
+                   generator_loop, learning_rate, sample_request, stage_seed)
 from .model import Condition, Denoiser
 from .schedule import CosineSchedule
 from .text import TextBatch, TextFeatures
 
-CHECKPOINT = "gen.pt"
 CONFIG_KEYS = (*(k for k in KEYS if k.startswith("gen.")), "eval.sampler_steps", "debug.nan_epoch", "debug.fail_epoch",
                "debug.hold_file")
 
@@ -152,23 +149,11 @@ class DiffusionGenerator(Generator):
     def trainer(self, data: MotionDataset, text: TextFeatures, *, checkpoint_dir: str | Path | None = None,
                 progress: bool = False) -> Loop:
         """See `Generator.trainer`. The `debug.*` faults count epochs from 1 (= `gen/epoch`)."""
-        c = self.cfg
-        if data.pack.dim != self.motion_dim:
-            raise UserError(f"the data has {data.pack.dim}-dim motion; this generator was built for {self.motion_dim}")
-        if len(data) == 0:
-            raise UserError(f"no training items in split '{data.split}'")
-        check_text_dims(text, self.text_dims)
-        self.text = text
+        begin_training(self, data, text)
         self._norm = (torch.as_tensor(np.asarray(data.pack.mean), dtype=torch.float32, device=self.device),
                       torch.as_tensor(np.asarray(data.pack.std), dtype=torch.float32, device=self.device))
-        opt = torch.optim.AdamW(self.net.parameters(), lr=c["gen.lr"], weight_decay=0.0)
-        plan = Plan("gen", c["gen.epochs"], seed=self.seed, max_seconds=c["gen.max_seconds"], clip_norm=1.0,
-                    hint="lower gen.lr", title="generator", faults=Faults.from_config(c))
-        checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
-        loop = Loop(_Training(self, data, text, opt), opt, plan, checkpoint=checkpoint, device=self.device,
-                    progress=progress)
-        self.history = loop.history
-        return loop
+        opt = torch.optim.AdamW(self.net.parameters(), lr=self.cfg["gen.lr"], weight_decay=0.0)
+        return generator_loop(self, _Training(self, data, text, opt), opt, checkpoint_dir, progress)
 
     def learning_rate(self, progress: float) -> float:
         return learning_rate(self.cfg, progress)
@@ -192,16 +177,7 @@ class DiffusionGenerator(Generator):
                batch_size: int = 64) -> list[list[np.ndarray]]:
         """See `Generator.sample`. Sample (i, k) starts from noise seeded by (seed, i, k); `guidance` defaults to
         `gen.guidance`, `steps` to `eval.sampler_steps`."""
-        texts = list(texts)
-        lengths = [int(lengths)] * len(texts) if isinstance(lengths, (int, np.integer)) else [int(v) for v in lengths]
-        if len(lengths) != len(texts):
-            raise ValueError(f"{len(texts)} texts but {len(lengths)} lengths")
-        if any(v < 1 for v in lengths):
-            raise ValueError(f"every length must be at least 1 frame, got {min(lengths)}")
-        feats = text if text is not None else self.text
-        if feats is None:
-            raise UserError("no text features: pass text= (the generator was loaded without them)")
-        check_text_dims(feats, self.text_dims)
+        texts, lengths, feats = sample_request(self, texts, lengths, text)
         scale = self.cfg["gen.guidance"] if guidance is None else float(guidance)
         timesteps = self.schedule.ddim_timesteps(self.cfg["eval.sampler_steps"] if steps is None else steps)
         order = sorted(((i, k) for i in range(len(texts)) for k in range(n)), key=lambda ik: -lengths[ik[0]])

@@ -26,16 +26,14 @@ from torch.nn import functional as F
 
 from mate.config import KEYS, ConfigError, derive_seed
 from mate.errors import UserError
-from mate.loop import Faults, Loop, Plan, Task
+from mate.loop import Loop, Task
 
-from .base import (FORMAT, Generator, autocast, check_text_dims, default_device, epoch_batches, learning_rate,
-                   stage_seed)
+from .base import (FORMAT, Generator, autocast, begin_training, check_text_dims, default_device, epoch_batches,
+                   generator_loop, learning_rate, sample_request, stage_seed)
 from .masked_model import MaskedTransformer, ResidualTransformer
-from .model import Condition
 from .text import TextBatch, TextFeatures
 from .tokenizer import DOWNSAMPLE, Tokenizer
 
-CHECKPOINT = "gen.pt"
 CONFIG_KEYS = ("gen.kind", "gen.cond", "gen.layers", "gen.res_layers", "gen.hidden", "gen.heads", "gen.dropout",
                "gen.cond_drop", "gen.guidance", "gen.iterations", "gen.temperature", "gen.top_k", "gen.lr",
                "gen.lr_schedule", "gen.batch", "gen.epochs", "gen.steps", "gen.max_seconds", "gen.seed",
@@ -82,21 +80,9 @@ class MaskedGenerator(Generator):
     def trainer(self, data, text: TextFeatures, *, checkpoint_dir: str | Path | None = None,
                 progress: bool = False) -> Loop:
         """See `Generator.trainer`. The `debug.*` faults count epochs from 1 (= `gen/epoch`)."""
-        c = self.cfg
-        if data.pack.dim != self.motion_dim:
-            raise UserError(f"the data has {data.pack.dim}-dim motion; this generator was built for {self.motion_dim}")
-        if len(data) == 0:
-            raise UserError(f"no training items in split '{data.split}'")
-        check_text_dims(text, self.text_dims)
-        self.text = text
-        opt = torch.optim.AdamW(self.nets.parameters(), lr=c["gen.lr"], betas=(0.9, 0.99), weight_decay=1e-5)
-        plan = Plan("gen", c["gen.epochs"], seed=self.seed, max_seconds=c["gen.max_seconds"], clip_norm=1.0,
-                    hint="lower gen.lr", title="generator", faults=Faults.from_config(c))
-        checkpoint = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
-        loop = Loop(_Training(self, data, text, opt), opt, plan, checkpoint=checkpoint, device=self.device,
-                    progress=progress)
-        self.history = loop.history
-        return loop
+        begin_training(self, data, text)
+        opt = torch.optim.AdamW(self.nets.parameters(), lr=self.cfg["gen.lr"], betas=(0.9, 0.99), weight_decay=1e-5)
+        return generator_loop(self, _Training(self, data, text, opt), opt, checkpoint_dir, progress)
 
     def training_loss(self, codes: torch.Tensor, valid: torch.Tensor, text: TextBatch):
         """(base CE on the hidden tokens + residual CE on every valid token, terms); global RNG."""
@@ -132,16 +118,7 @@ class MaskedGenerator(Generator):
                text: TextFeatures | None = None, steps: int | None = None, *, guidance: float | None = None,
                batch_size: int = 64) -> list[list[np.ndarray]]:
         """See `Generator.sample`; `steps` is the number of re-masking rounds (default `gen.iterations`)."""
-        texts = list(texts)
-        lengths = [int(lengths)] * len(texts) if isinstance(lengths, (int, np.integer)) else [int(v) for v in lengths]
-        if len(lengths) != len(texts):
-            raise ValueError(f"{len(texts)} texts but {len(lengths)} lengths")
-        if any(v < 1 for v in lengths):
-            raise ValueError(f"every length must be at least 1 frame, got {min(lengths)}")
-        feats = text if text is not None else self.text
-        if feats is None:
-            raise UserError("no text features: pass text= (the generator was loaded without them)")
-        check_text_dims(feats, self.text_dims)
+        texts, lengths, feats = sample_request(self, texts, lengths, text)
         scale = self.cfg["gen.guidance"] if guidance is None else float(guidance)
         rounds = self.cfg["gen.iterations"] if steps is None else int(steps)
         if rounds < 1:

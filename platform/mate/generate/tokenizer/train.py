@@ -43,8 +43,8 @@ CHECKPOINT = "tokenizer.pt"
 # the keys that shape or train the tokenizer (its cache key); gen.vq_max_seconds only caps the wall time
 MODEL_KEYS = ("gen.vq_layers", "gen.vq_codes", "gen.vq_dim", "gen.vq_width", "gen.vq_depth", "gen.vq_decay",
               "gen.vq_drop")
-TRAIN_KEYS = ("gen.vq_commit", "gen.vq_w_joints", "gen.vq_w_vel", "gen.vq_w_foot", "gen.vq_w_key", "gen.vq_window", "gen.vq_batch", "gen.vq_lr",
-              "gen.vq_epochs", "gen.vq_steps", "gen.vq_seed")
+TRAIN_KEYS = ("gen.vq_commit", "gen.vq_w_joints", "gen.vq_w_vel", "gen.vq_w_foot", "gen.vq_w_key", "gen.vq_window",
+              "gen.vq_batch", "gen.vq_lr", "gen.vq_epochs", "gen.vq_steps", "gen.vq_seed")
 
 
 class TokenizerMismatch(UserError):
