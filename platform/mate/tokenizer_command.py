@@ -13,12 +13,10 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
 REAL_CROP = 196  # rows: the T2M evaluators' longest motion
 
 
-def val_clips(pack, split: str = "val", max_rows: int = REAL_CROP) -> list[np.ndarray]:
+def val_clips(pack, split: str = "val", max_rows: int = REAL_CROP) -> list:
     """The split's whole clips (centred crop to at most `max_rows`, a multiple of 4), normalised."""
     out = []
     for i in pack.split_indices(split):
@@ -31,6 +29,8 @@ def val_clips(pack, split: str = "val", max_rows: int = REAL_CROP) -> list[np.nd
 
 def report(tok, pack, evaluator, split: str = "val", seed: int = 0) -> dict[str, float]:
     """The tokenizer's figures on `split` (module docstring), named `tokenizer/*` (with `val/` in front on val)."""
+    import numpy as np
+
     from mate.data.features import features_to_joints
     from mate.evaluate import probes
     from mate.evaluate.metrics import fid
