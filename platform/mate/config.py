@@ -175,8 +175,8 @@ _KEYS: list[Key] = [
     Key("gen.vq_commit", float, 0.02, "weight of the commitment loss", min=0.0),
     Key("gen.vq_w_joints", float, 0.5, "weight of the mean error (m) of the global joints recovered from the "
         "reconstruction: ties the root's travel to the legs", min=0.0),
-    Key("gen.vq_w_vel", float, 0.0, "weight of the error (m/s) of the recovered global joints' velocities: a "
-        "planted foot that slides is a velocity error", min=0.0),
+    Key("gen.vq_w_vel", float, 0.5, "weight of the error (m/s) of the recovered global joints' velocities: a "
+        "planted foot that slides is a velocity error (0.5 chosen on val: BENCHMARKS.md)", min=0.0),
     Key("gen.vq_w_foot", float, 0.0, "weight of the speed (m/s) of the reconstructed ankles and toes in the frames "
         "the real clip marks as foot contacts (MDM's foot-contact loss, on the tokenizer)", min=0.0),
     Key("gen.vq_w_key", float, 2.0, "weight of the root and foot-contact channels in the feature loss (others 1)",
@@ -220,7 +220,7 @@ PROFILES: dict[str, dict[str, Any]] = {
               "gen.layers": 2, "gen.hidden": 64, "gen.patch": 4, "gen.batch": 32, "gen.epochs": 3, "gen.steps": 20,
               "gen.lr": 1e-3, "eval.sampler_steps": 5, "eval.samples": 128, "eval.pairs": 64, "eval.val_items": 32},
     "bench": {"gen.vq_layers": 4, "gen.vq_codes": 256, "gen.vq_dim": 128, "gen.vq_width": 128, "gen.vq_depth": 2,
-              "gen.vq_batch": 64, "gen.vq_epochs": 20, "gen.vq_steps": 150, "gen.vq_lr": 5e-4,
+              "gen.vq_batch": 64, "gen.vq_epochs": 40, "gen.vq_steps": 150, "gen.vq_lr": 5e-4,
               "data.num_clips": 2000, "evaluator.epochs": 30, "evaluator.max_seconds": 285.0, "eval.repeats": 20,
               "align.epochs": 6, "align.steps": 40,
               "gen.layers": 4, "gen.hidden": 128, "gen.patch": 2, "gen.batch": 64, "gen.epochs": 10, "gen.steps": 100,
@@ -232,6 +232,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 # sizes that differ by generator kind within a profile (applied over PROFILES when gen.kind is that kind); paper:
 # MoMask's own (Guo et al. 2024: 8-layer, 384-wide transformers, 6 heads, dropout 0.2, guidance 4, 10 rounds)
 KIND_PROFILES: dict[tuple[str, str], dict[str, Any]] = {
+    ("bench", "masked"): {"gen.res_layers": 2},
     ("paper", "masked"): {"gen.layers": 8, "gen.res_layers": 8, "gen.hidden": 384, "gen.heads": 6, "gen.dropout": 0.2,
                           "gen.lr": 2e-4, "gen.batch": 64, "gen.guidance": 4.0, "gen.iterations": 10},
 }
