@@ -242,6 +242,15 @@ class Pack:
     def normalize(self, x: np.ndarray) -> np.ndarray:
         return (x - self.mean) / self.std
 
+    @property
+    def norm_hash(self) -> str:
+        """Hash of the Mean/Std a model trained on this pack's normalised features depends on (its cache key)."""
+        from ..cache import content_hash
+
+        return content_hash({"mean": self.mean.astype(np.float32).tobytes().hex()[:4096],
+                             "std": self.std.astype(np.float32).tobytes().hex()[:4096],
+                             "mean_sum": float(self.mean.sum()), "std_sum": float(self.std.sum())})
+
     def denormalize(self, x: np.ndarray) -> np.ndarray:
         return x * self.std + self.mean
 

@@ -33,6 +33,7 @@ from .base import (FORMAT, Generator, autocast, begin_training, check_text_dims,
 from .masked_model import MaskedTransformer, ResidualTransformer
 from .text import TextBatch, TextFeatures
 from .tokenizer import DOWNSAMPLE, Tokenizer
+from .tokenizer.train import encode_clip
 
 CONFIG_KEYS = ("gen.kind", "gen.cond", "gen.layers", "gen.res_layers", "gen.hidden", "gen.heads", "gen.dropout",
                "gen.cond_drop", "gen.guidance", "gen.iterations", "gen.temperature", "gen.top_k", "gen.lr",
@@ -202,11 +203,11 @@ class MaskedGenerator(Generator):
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], text: TextFeatures | None) -> MaskedGenerator:
-        from .tokenizer.train import from_weights, load_verified
+        from .tokenizer.train import from_weights, load
 
         tok = state["tokenizer"]
         tokenizer = (from_weights(tok["weights"], tok["meta"], tok["sha"]) if "weights" in tok
-                     else load_verified(tok["path"], tok["sha"]))
+                     else load(tok["path"], sha=tok["sha"]))
         gen = cls(state["config"], state["motion_dim"], tuple(state["text_dims"]), tokenizer=tokenizer)
         gen.nets.load_state_dict(state["model"])
         check_text_dims(text, gen.text_dims)
@@ -225,17 +226,11 @@ class _Training(Task):
         self.total = max(c["gen.epochs"] * self.per_epoch, 1)
         self.clip_codes = self._encode_clips()
 
-    @torch.no_grad()
     def _encode_clips(self) -> dict[int, torch.Tensor]:
         """Every training clip's codes (tokens, layers), each clip encoded alone and whole."""
-        pack, model = self.data.pack, self.gen.tokenizer.model
-        out = {}
-        for clip in np.unique(self.data.clip):
-            m = pack.normalize(pack.motion(int(clip)))
-            n = len(m) // DOWNSAMPLE * DOWNSAMPLE
-            x = torch.from_numpy(np.ascontiguousarray(m[:n], dtype=np.float32))[None].to(self.gen.device)
-            out[int(clip)] = model.encode(x)[0]
-        return out
+        pack = self.data.pack
+        return {int(c): encode_clip(self.gen.tokenizer, pack.normalize(pack.motion(int(c))))
+                for c in np.unique(self.data.clip)}
 
     def begin_epoch(self, epoch: int) -> None:
         self.data.set_epoch(epoch)

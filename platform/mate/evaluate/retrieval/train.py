@@ -50,12 +50,6 @@ class Evaluator:
         return embed_motions(self.model, motions, batch)
 
 
-def _norm_hash(pack) -> str:
-    return content_hash({"mean": pack.mean.astype(np.float32).tobytes().hex()[:4096],
-                         "std": pack.std.astype(np.float32).tobytes().hex()[:4096],
-                         "mean_sum": float(pack.mean.sum()), "std_sum": float(pack.std.sum())})
-
-
 def all_captions(pack) -> list[str]:
     return list(dict.fromkeys(pack.caption_texts()))
 
@@ -185,7 +179,7 @@ def _train(pack, feats: FrozenFeatures, cfg, seed: int, progress: bool,
 
 
 def evaluator_dir(pack, encoder, cfg, seed: int, workspace) -> Path:
-    key = content_hash({"data": pack.content_hash, "norm": _norm_hash(pack), "text": encoder.folder_hash,
+    key = content_hash({"data": pack.content_hash, "norm": pack.norm_hash, "text": encoder.folder_hash,
                         "config": {k: v for k, v in cfg.section("evaluator").items()
                                    if k not in ("evaluator.seed", "evaluator.sha", "evaluator.max_seconds")},
                         "seed": seed, "format": 2})  # 2: trained on mate.loop
@@ -204,7 +198,7 @@ def train_or_load(pack, encoder, cfg, workspace, seed: int, progress: bool = Tru
         tmp.mkdir(parents=True)
         model, stats = _train(pack, feats, cfg, seed, progress, checkpoint=partial)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
-        meta = {"dataset_hash": pack.content_hash, "norm_hash": _norm_hash(pack), "text_model": encoder.folder_hash,
+        meta = {"dataset_hash": pack.content_hash, "norm_hash": pack.norm_hash, "text_model": encoder.folder_hash,
                 "text_family": encoder.family, "model_config": model.config, "seed": seed,
                 "config": cfg.section("evaluator"), "sha": file_sha256(tmp / WEIGHTS), **stats}
         (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -225,7 +219,7 @@ def load(path, pack, encoder, feats: FrozenFeatures | None = None) -> Evaluator:
     if meta["dataset_hash"] != pack.content_hash:
         raise EvaluatorMismatch(f"{path}: evaluator trained on dataset {meta['dataset_hash']}, not "
                                 f"{pack.content_hash} ({pack.path}); train one for this dataset")
-    if meta["norm_hash"] != _norm_hash(pack):
+    if meta["norm_hash"] != pack.norm_hash:
         raise EvaluatorMismatch(f"{path}: evaluator trained with other Mean/Std normalisation")
     if meta["text_model"] != encoder.folder_hash:
         raise EvaluatorMismatch(f"{path}: evaluator reads the token features of another language model "

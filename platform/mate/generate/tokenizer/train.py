@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from mate.cache import content_hash, file_sha256, get_or_build, lock_for
+from mate.cache import content_hash, file_sha256, get_or_build, lock_for, note
 from mate.data.features import features_to_joints
 from mate.data.skeleton import skeleton_for_dim
 from mate.errors import UserError
@@ -69,11 +69,6 @@ class Tokenizer:
     def to(self, device) -> Tokenizer:
         self.model.to(device)
         return self
-
-
-def norm_hash(pack) -> str:
-    return content_hash({"mean": np.asarray(pack.mean, np.float32).tobytes().hex(),
-                         "std": np.asarray(pack.std, np.float32).tobytes().hex()})
 
 
 def build_model(cfg: Mapping[str, Any], motion_dim: int) -> MotionTokenizer:
@@ -165,7 +160,7 @@ class _Reconstruction(Task):
 
 
 def tokenizer_dir(pack, cfg: Mapping[str, Any], workspace: str | Path) -> Path:
-    key = content_hash({"data": pack.content_hash, "norm": norm_hash(pack),
+    key = content_hash({"data": pack.content_hash, "norm": pack.norm_hash,
                         "keys": {k: cfg[k] for k in (*MODEL_KEYS, *TRAIN_KEYS)}, "format": FORMAT})
     return Path(workspace) / "cache" / "tokenizers" / key
 
@@ -201,7 +196,8 @@ def train_or_load(pack, cfg: Mapping[str, Any], workspace: str | Path, *, progre
         with lock_for(path):
             try:
                 if path.exists():
-                    load(path, pack)
+                    note(path)  # what a recording prepare stage ships, as get_or_build would tell it
+                    return load(path, pack)
             except TokenizerMismatch as exc:
                 log(f"tokenizer: {exc}; rebuilding it")
                 shutil.rmtree(path)
@@ -210,7 +206,7 @@ def train_or_load(pack, cfg: Mapping[str, Any], workspace: str | Path, *, progre
         tmp.mkdir(parents=True)
         model, stats = _train(pack, cfg, partial, progress, device)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
-        meta = {"dataset_hash": pack.content_hash, "norm_hash": norm_hash(pack), "model_config": model.config,
+        meta = {"dataset_hash": pack.content_hash, "norm_hash": pack.norm_hash, "model_config": model.config,
                 "config": {k: cfg[k] for k in (*MODEL_KEYS, *TRAIN_KEYS, "gen.vq_max_seconds")}, "format": FORMAT,
                 "sha": file_sha256(tmp / WEIGHTS), **stats}
         (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -220,25 +216,29 @@ def train_or_load(pack, cfg: Mapping[str, Any], workspace: str | Path, *, progre
     return load(path, pack)
 
 
-def load(path: str | Path, pack) -> Tokenizer:
-    """A cached tokenizer, checked against the dataset and its own recorded sha; any doubt is a TokenizerMismatch
-    whose message names the file."""
+def load(path: str | Path, pack=None, sha: str | None = None) -> Tokenizer:
+    """A cached tokenizer, checked against its own recorded sha, the dataset (`pack`) and an expected `sha` (a
+    checkpoint names its tokenizer so); any doubt is a TokenizerMismatch whose message names the file."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
+    wanted = f"; the generator was trained with tokenizer {sha[:12]}" if sha else ""
     try:
         meta = json.loads((path / META).read_text())
         recorded = meta["sha"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise TokenizerMismatch(f"{path / META}: not a tokenizer's metadata ({type(exc).__name__}: {exc})") from None
-    if meta.get("dataset_hash") != pack.content_hash or meta.get("norm_hash") != norm_hash(pack):
+        raise TokenizerMismatch(f"{path / META}: not a tokenizer's metadata ({type(exc).__name__}: {exc}){wanted}"
+                                ) from None
+    if pack is not None and (meta.get("dataset_hash") != pack.content_hash or meta.get("norm_hash") != pack.norm_hash):
         raise TokenizerMismatch(f"{path / META}: built for dataset {meta.get('dataset_hash')} with its own Mean/Std, "
                                 f"not {pack.content_hash} ({pack.path})")
     weights = path / WEIGHTS
     if not weights.is_file() or file_sha256(weights) != recorded:
         raise TokenizerMismatch(f"{weights}: missing, truncated or changed since training (recorded sha "
                                 f"{recorded[:12]})")
+    if sha and recorded != sha:
+        raise TokenizerMismatch(f"{weights}: not the tokenizer this generator was trained with (sha {sha[:12]})")
     try:
         state = load_file(str(weights))
         model = MotionTokenizer(**meta["model_config"])
@@ -268,36 +268,27 @@ def from_weights(weights: Mapping[str, torch.Tensor], meta: Mapping[str, Any], s
     return Tokenizer(model.eval(), sha, Path(meta.get("path", "")), dict(meta))
 
 
-def load_verified(path: str | Path, sha: str) -> Tokenizer:
-    """The tokenizer at `path` whose weights' sha must be `sha` (a checkpoint names its tokenizer so)."""
-    path = Path(path)
-    try:
-        meta = json.loads((path / META).read_text())
-    except (OSError, ValueError) as exc:
-        raise TokenizerMismatch(f"{path / META}: the tokenizer this generator was trained with is not there "
-                                f"({type(exc).__name__}); it is identified by sha {sha[:12]}") from None
-    weights = path / WEIGHTS
-    if not weights.is_file() or file_sha256(weights) != sha:
-        raise TokenizerMismatch(f"{weights}: not the tokenizer this generator was trained with (sha {sha[:12]})")
-    from safetensors.torch import load_file
-
-    return from_weights(load_file(str(weights)), {**meta, "path": str(path)}, sha)
+@torch.no_grad()
+def encode_clip(tok: Tokenizer, motion: np.ndarray) -> torch.Tensor:
+    """One normalised motion, cropped to whole tokens and encoded alone (so no token sees another clip's padding)
+    -> its codes (T / 4, layers) on the tokenizer's device."""
+    n = len(motion) // DOWNSAMPLE * DOWNSAMPLE
+    if n == 0:
+        raise ValueError(f"a motion of {len(motion)} rows is shorter than one token ({DOWNSAMPLE} rows)")
+    device = next(tok.model.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(motion[:n], dtype=np.float32))[None].to(device)
+    return tok.model.encode(x)[0]
 
 
 @torch.no_grad()
 def reconstruct(tok: Tokenizer, motions: list[np.ndarray], layers: int | None = None) -> tuple[list[np.ndarray],
                                                                                                list[np.ndarray]]:
     """Normalised motions (T_i rows, cropped to a multiple of 4) -> (reconstructions, codes (T_i / 4, layers)), each
-    clip alone so no clip's tokens see another's padding; `layers` keeps only the first k codebooks."""
+    clip alone (`encode_clip`); `layers` keeps only the first k codebooks."""
     model = tok.model.eval()
-    device = next(model.parameters()).device
     out, codes = [], []
     for m in motions:
-        n = len(m) // DOWNSAMPLE * DOWNSAMPLE
-        if n == 0:
-            raise ValueError(f"a motion of {len(m)} rows is shorter than one token ({DOWNSAMPLE} rows)")
-        x = torch.from_numpy(np.ascontiguousarray(m[:n], dtype=np.float32))[None].to(device)
-        c = model.encode(x)[..., : layers or model.layers]
-        out.append(model.decode(c)[0].cpu().numpy())
-        codes.append(c[0].cpu().numpy())
+        c = encode_clip(tok, m)[:, : layers or model.layers]
+        out.append(model.decode(c[None])[0].cpu().numpy())
+        codes.append(c.cpu().numpy())
     return out, codes
