@@ -177,8 +177,11 @@ _KEYS: list[Key] = [
         "reconstruction: ties the root's travel to the legs", min=0.0),
     Key("gen.vq_w_vel", float, 0.5, "weight of the error (m/s) of the recovered global joints' velocities: a "
         "planted foot that slides is a velocity error (0.5 chosen on val: BENCHMARKS.md)", min=0.0),
-    Key("gen.vq_w_foot", float, 0.0, "weight of the speed (m/s) of the reconstructed ankles and toes in the frames "
-        "the real clip marks as foot contacts (MDM's foot-contact loss, on the tokenizer)", min=0.0),
+    Key("gen.vq_w_foot", float, 0.0, "weight of the horizontal speed (m/s) of the reconstructed toes wherever either "
+        "the real clip or the reconstruction has them on its floor: probe/foot_skate as a loss (tokenizer.train."
+        "foot_slide)", min=0.0),
+    Key("gen.vq_mirror", bool, False, "train the tokenizer on left-right mirror images too (half the windows, "
+        "HumanML3D's own augmentation): motion only, so the codebook can spell a mirrored motion no text names"),
     Key("gen.vq_w_key", float, 2.0, "weight of the root and foot-contact channels in the feature loss (others 1)",
         min=0.0),
     Key("gen.vq_window", int, 64, "rows of the training windows (a multiple of 4; shorter clips are left out)",

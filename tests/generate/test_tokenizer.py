@@ -118,3 +118,52 @@ def test_mate_tokenizer_train_prints_its_report_and_writes_metrics(built, tiny_c
     assert 0 < metrics["val/tokenizer/codes_used_0"] <= 1 and metrics["val/tokenizer/mpjpe_mm"] > 0
     assert metrics["val/tokenizer/foot_skate_ratio"] == pytest.approx(
         metrics["val/tokenizer/foot_skate"] / metrics["val/tokenizer/foot_skate_real"])
+
+
+def _feet_moving(height: float, speed: float, frames: int = 8) -> torch.Tensor:
+    """(1, T, 22, 3) joints: every joint at `height`, the feet sliding along x at `speed` m/s (20 fps)."""
+    j = torch.full((1, frames, 22, 3), height)
+    j[..., 0] = 0.0
+    j[:, :, [7, 8, 10, 11], 0] = torch.arange(frames, dtype=torch.float32)[:, None] * speed / 20.0
+    return j
+
+
+@pytest.mark.parametrize("real_swing", [False, True])
+def test_foot_slide_counts_low_moving_toes_of_either_clip_but_not_a_lifted_swing(real_swing):
+    from mate.data.skeleton import skeleton_for_dim
+    from mate.generate.tokenizer.train import foot_slide
+
+    sk = skeleton_for_dim(263)
+    want = _feet_moving(0.0, 0.0)  # the real clip: feet on its floor
+    if real_swing:  # the real toes 10 cm up except on one frame (the clip's floor stays at its feet)
+        want[:, 1:, [10, 11], 1] = 0.1
+    low = _feet_moving(0.0, 1.0).requires_grad_(True)
+    assert foot_slide(low, want, sk).item() == pytest.approx(1.0, rel=1e-4)
+    # toes 10 cm above their own floor may move freely unless the real clip has them on the floor
+    lifted = _feet_moving(0.0, 1.0)
+    lifted[:, 1:, [10, 11], 1] = 0.1
+    assert foot_slide(lifted, want, sk).item() == pytest.approx(0.0 if real_swing else 1.0, abs=1e-4)
+    # lifting the whole body does not escape (each clip is measured from its own floor)
+    assert foot_slide(low + torch.tensor([0.0, 0.05, 0.0]), want, sk).item() == pytest.approx(1.0, rel=1e-4)
+    if real_swing:  # the way out for a low, moving toe that the real clip swings: lift it
+        foot_slide(low, want, sk).backward()
+        assert (low.grad[0, 1:, [10, 11], 1] < 0).all()
+
+
+def test_gen_vq_mirror_trains_on_mirror_images_of_half_the_windows(gen_pack):
+    from mate.data.features import mirror_features
+    from mate.generate.tokenizer.train import _Reconstruction, build_model
+
+    def windows(mirror: bool) -> np.ndarray:
+        cfg = tiny_config(gen__vq_mirror=mirror, gen__vq_batch=16, gen__vq_window=8)
+        model = build_model(cfg, gen_pack.dim)
+        task = _Reconstruction(model, gen_pack, cfg, torch.optim.SGD(model.parameters(), lr=0.0), torch.device("cpu"))
+        return torch.cat(list(task.batches(0))).numpy()
+
+    plain, mixed = windows(False), windows(True)
+    assert plain.shape == mixed.shape
+    same = [np.array_equal(a, b) for a, b in zip(plain, mixed)]
+    flipped = [np.allclose(gen_pack.normalize(mirror_features(gen_pack.denormalize(a))), b, atol=1e-4)
+               for a, b in zip(plain, mixed)]
+    # every window is either the plain one or its mirror image, and both kinds occur
+    assert all(s or f for s, f in zip(same, flipped)) and 0 < sum(flipped) < len(flipped)

@@ -166,3 +166,30 @@ def features_to_joints(features: Array, skeleton: Skeleton | None = None) -> Arr
     root = torch.stack([root_x, x[..., 3], root_z], dim=-1)[..., None, :]
     joints = torch.cat([root, others], dim=-2).to(out_dtype)
     return joints.numpy() if is_numpy else joints
+
+
+# the mirror image of a local joint rotation R is M R M, M = diag(-1, 1, 1): in the 6D form (R's columns 0 and 1)
+# the entries with exactly one index 0 change sign
+_ROT6D_MIRROR = np.array([1.0, -1.0, -1.0, -1.0, 1.0, 1.0], dtype=np.float32)
+
+
+def mirror_features(features: np.ndarray, skeleton: Skeleton | None = None) -> np.ndarray:
+    """(T, D) feature rows -> the rows of the motion's left-right mirror image (x negated, left and right joints
+    swapped), as `joints_to_features` would compute them from the mirrored joints; HumanML3D augments its data so
+    (its M-prefixed clips). It turns a clockwise turn counterclockwise and a right-hand wave into a left-hand one."""
+    f = np.asarray(features, dtype=np.float32)
+    sk = skeleton or skeleton_for_dim(f.shape[-1])
+    sl, swap, j = sk.feature_slices(), sk.mirror, sk.num_joints
+    out = f.copy()
+    out[..., 0] = -f[..., 0]  # root angular velocity
+    out[..., 1] = -f[..., 1]  # root velocity, x in the facing frame
+    flip = np.array([-1.0, 1.0, 1.0], dtype=np.float32)
+    ric = f[..., sl["ric"]].reshape(*f.shape[:-1], j - 1, 3)
+    out[..., sl["ric"]] = (ric[..., swap[1:] - 1, :] * flip).reshape(*f.shape[:-1], -1)
+    rot = f[..., sl["rot"]].reshape(*f.shape[:-1], j - 1, 6)
+    out[..., sl["rot"]] = (rot[..., swap[1:] - 1, :] * _ROT6D_MIRROR).reshape(*f.shape[:-1], -1)
+    vel = f[..., sl["vel"]].reshape(*f.shape[:-1], j, 3)
+    out[..., sl["vel"]] = (vel[..., swap, :] * flip).reshape(*f.shape[:-1], -1)
+    out[..., sl["contacts"]] = f[..., sl["contacts"]][..., [2, 3, 0, 1]]  # (l ankle, l toe, r ankle, r toe)
+    return out
+

@@ -43,6 +43,21 @@ class Skeleton:
         """Rest-pose bone vectors (J, 3): raw direction x length (HumanML3D's rest pose: arms down, feet forward)."""
         return self.raw_offsets * self.bone_lengths[:, None]
 
+    @property
+    def mirror(self) -> np.ndarray:
+        """(J,) the joint each joint becomes in the left-right mirror image: a chain's joints pair with those of the
+        chain from the same joint whose rest bone directions are its own reflected in x (the spine is its own)."""
+        flip = np.array([-1.0, 1.0, 1.0])
+        out = np.arange(self.num_joints)
+        for chain in self.chains:
+            dirs = self.raw_offsets[list(chain[1:])] * flip
+            twins = [c for c in self.chains if c[0] == chain[0] and len(c) == len(chain)
+                     and np.allclose(self.raw_offsets[list(c[1:])], dirs)]
+            if len(twins) != 1:
+                raise ValueError(f"{self.name}: no single mirror image for the chain {chain}")
+            out[list(chain[1:])] = twins[0][1:]
+        return out
+
     def feature_slices(self) -> dict[str, slice]:
         """Index ranges of the five feature groups (root split in its three parts)."""
         j = self.num_joints

@@ -9,7 +9,7 @@ line naming the file and rebuilt, never used.
 Loss (normalised feature space): a smooth-L1 reconstruction with the root (rotation velocity, linear velocity,
 height) and foot-contact channels weighted by `gen.vq_w_key`, plus `gen.vq_w_joints` x the error in metres of the
 global joint positions recovered from the features, `gen.vq_w_vel` x the error of their velocities in m/s and
-`gen.vq_w_foot` x the speed of the reconstructed feet in the frames the real clip plants them (what ties the root's
+`gen.vq_w_foot` x the speed of the reconstructed feet wherever either clip has them on the ground (what ties the root's
 travel to the legs: foot skating is an error there, not in any one channel), plus `gen.vq_commit` x the commitment
 loss.
 """
@@ -29,7 +29,7 @@ import torch
 from torch.nn import functional as F
 
 from mate.cache import content_hash, file_sha256, get_or_build, lock_for, note
-from mate.data.features import features_to_joints
+from mate.data.features import features_to_joints, mirror_features
 from mate.data.skeleton import skeleton_for_dim
 from mate.errors import UserError
 from mate.loop import Loop, Plan, Task, resolve_device
@@ -39,12 +39,13 @@ from .model import DOWNSAMPLE, MotionTokenizer
 WEIGHTS = "model.safetensors"
 META = "meta.json"
 FORMAT = 1
+FOOT_NEAR = 0.025  # m: the height below which a reconstructed foot counts as on the ground (probe/foot_skate's)
 CHECKPOINT = "tokenizer.pt"
 # the keys that shape or train the tokenizer (its cache key); gen.vq_max_seconds only caps the wall time
 MODEL_KEYS = ("gen.vq_layers", "gen.vq_codes", "gen.vq_dim", "gen.vq_width", "gen.vq_depth", "gen.vq_decay",
               "gen.vq_drop")
-TRAIN_KEYS = ("gen.vq_commit", "gen.vq_w_joints", "gen.vq_w_vel", "gen.vq_w_foot", "gen.vq_w_key", "gen.vq_window",
-              "gen.vq_batch", "gen.vq_lr", "gen.vq_epochs", "gen.vq_steps", "gen.vq_seed")
+TRAIN_KEYS = ("gen.vq_commit", "gen.vq_w_joints", "gen.vq_w_vel", "gen.vq_w_foot", "gen.vq_w_key", "gen.vq_mirror",
+              "gen.vq_window", "gen.vq_batch", "gen.vq_lr", "gen.vq_epochs", "gen.vq_steps", "gen.vq_seed")
 
 
 class TokenizerMismatch(UserError):
@@ -86,6 +87,28 @@ def key_channels(dim: int) -> torch.Tensor:
     return mask
 
 
+def _toes_near_floor(j: torch.Tensor, sk) -> torch.Tensor:
+    """(B, T-1, 2): 1 for a toe on the clip's own floor over a frame step, 0 from FOOT_NEAR up (probe/foot_skate's
+    weights: the floor is the 2nd percentile of the lowest foot joint)."""
+    feet = [*sk.feet_left, *sk.feet_right]
+    floor = torch.quantile(j[:, :, feet, 1].amin(-1), 0.02, dim=1)[:, None, None]
+    h = j[:, :, [sk.feet_left[1], sk.feet_right[1]], 1] - floor
+    h = 0.5 * (h[:, 1:] + h[:, :-1])
+    return (2.0 - torch.pow(2.0, h.clamp(min=0.0) / FOOT_NEAR)).clamp(0.0, 1.0)
+
+
+def foot_slide(got: torch.Tensor, want: torch.Tensor, sk) -> torch.Tensor:
+    """Horizontal speed (m/s) of the reconstructed toes wherever either clip has them on its floor, per toe-frame:
+    `probe/foot_skate` made a loss. Both clips' contacts are needed: with the real clip's alone (MDM's foot-contact
+    loss) a decoder stops planted feet by flattening the swing, so low, moving toes slide instead (BENCHMARKS.md,
+    issue 23); each clip is measured from its own floor, or lifting the whole body would escape the term. The
+    feature's contact flags are no help here: they mark any foot slower than 0.9 m/s."""
+    toes = [sk.feet_left[1], sk.feet_right[1]]
+    speed = torch.diff(got[:, :, toes][..., [0, 2]], dim=1).norm(dim=-1) * sk.fps  # (B, T-1, 2)
+    weight = torch.maximum(_toes_near_floor(want, sk).detach(), _toes_near_floor(got, sk))
+    return (speed * weight).mean()  # over all toe-frames: lifting a low, moving toe must pay
+
+
 class _Reconstruction(Task):
     """Random windows of the training clips through the tokenizer, for `mate.loop`."""
 
@@ -109,12 +132,16 @@ class _Reconstruction(Task):
         from mate.generate.base import epoch_batches
 
         rng = np.random.default_rng([self.cfg["gen.vq_seed"], epoch])
+        flips = np.random.default_rng([self.cfg["gen.vq_seed"], epoch, 1])  # apart: the same windows either way
         for idx in epoch_batches(len(self.clips), self.cfg["gen.vq_batch"], self.cfg["gen.vq_steps"], rng):
             rows = []
             for i in idx:
                 clip = int(self.clips[i])
                 start = int(rng.integers(0, int(self.pack.lengths[clip]) - self.window + 1))
-                rows.append(self.pack.normalize(self.pack.motion(clip, start, start + self.window)))
+                window = self.pack.motion(clip, start, start + self.window)
+                if self.cfg["gen.vq_mirror"] and flips.random() < 0.5:
+                    window = mirror_features(window)
+                rows.append(self.pack.normalize(window))
             yield torch.from_numpy(np.stack(rows)).to(self.device)
 
     def loss(self, x):
@@ -130,10 +157,7 @@ class _Reconstruction(Task):
             terms["joints"] = (got - want).norm(dim=-1).mean()
             speed = torch.diff(got, dim=1) * sk.fps  # (B, T-1, J, 3) m/s
             terms["vel"] = (speed - torch.diff(want, dim=1) * sk.fps).norm(dim=-1).mean()
-            # the feet's speed in the frames the real clip plants them (its contact channels; flag t is t -> t+1)
-            planted = (raw[:, :-1, sk.feature_slices()["contacts"]] > 0.5).to(speed.dtype)
-            feet = speed[:, :, [*sk.feet_left, *sk.feet_right]].norm(dim=-1)
-            terms["foot"] = (feet * planted).sum() / planted.sum().clamp(min=1)
+            terms["foot"] = foot_slide(got, want, sk)
             total = (total + c["gen.vq_w_joints"] * terms["joints"] + c["gen.vq_w_vel"] * terms["vel"]
                      + c["gen.vq_w_foot"] * terms["foot"])
         return total, terms
@@ -160,8 +184,11 @@ class _Reconstruction(Task):
 
 
 def tokenizer_dir(pack, cfg: Mapping[str, Any], workspace: str | Path) -> Path:
-    key = content_hash({"data": pack.content_hash, "norm": pack.norm_hash,
-                        "keys": {k: cfg[k] for k in (*MODEL_KEYS, *TRAIN_KEYS)}, "format": FORMAT})
+    key = {"data": pack.content_hash, "norm": pack.norm_hash,
+           "keys": {k: cfg[k] for k in (*MODEL_KEYS, *TRAIN_KEYS)}, "format": FORMAT}
+    if cfg["gen.vq_w_foot"]:
+        key["foot_term"] = 3  # foot_slide's third definition (the first counted real contacts only)
+    key = content_hash(key)
     return Path(workspace) / "cache" / "tokenizers" / key
 
 
