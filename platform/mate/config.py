@@ -177,9 +177,9 @@ _KEYS: list[Key] = [
         "reconstruction: ties the root's travel to the legs", min=0.0),
     Key("gen.vq_w_vel", float, 0.5, "weight of the error (m/s) of the recovered global joints' velocities: a "
         "planted foot that slides is a velocity error (0.5 chosen on val: BENCHMARKS.md)", min=0.0),
-    Key("gen.vq_w_foot", float, 0.0, "weight of the horizontal speed (m/s) of the reconstructed toes wherever either "
+    Key("gen.vq_w_foot", float, 3.0, "weight of the horizontal speed (m/s) of the reconstructed toes wherever either "
         "the real clip or the reconstruction has them on its floor: probe/foot_skate as a loss (tokenizer.train."
-        "foot_slide)", min=0.0),
+        "foot_slide; 3 chosen on val: BENCHMARKS.md)", min=0.0),
     Key("gen.vq_mirror", bool, False, "train the tokenizer on left-right mirror images too (half the windows, "
         "HumanML3D's own augmentation): motion only, so the codebook can spell a mirrored motion no text names"),
     Key("gen.vq_w_key", float, 2.0, "weight of the root and foot-contact channels in the feature loss (others 1)",
@@ -223,7 +223,7 @@ PROFILES: dict[str, dict[str, Any]] = {
               "gen.layers": 2, "gen.hidden": 64, "gen.patch": 4, "gen.batch": 32, "gen.epochs": 3, "gen.steps": 20,
               "gen.lr": 1e-3, "eval.sampler_steps": 5, "eval.samples": 128, "eval.pairs": 64, "eval.val_items": 32},
     "bench": {"gen.vq_layers": 4, "gen.vq_codes": 256, "gen.vq_dim": 128, "gen.vq_width": 128, "gen.vq_depth": 2,
-              "gen.vq_batch": 64, "gen.vq_epochs": 40, "gen.vq_steps": 150, "gen.vq_lr": 5e-4,
+              "gen.vq_batch": 64, "gen.vq_epochs": 40, "gen.vq_steps": 150, "gen.vq_lr": 5e-4, "gen.vq_mirror": True,
               "data.num_clips": 2000, "evaluator.epochs": 30, "evaluator.max_seconds": 285.0, "eval.repeats": 20,
               "align.epochs": 6, "align.steps": 40,
               "gen.layers": 4, "gen.hidden": 128, "gen.patch": 2, "gen.batch": 64, "gen.epochs": 10, "gen.steps": 100,

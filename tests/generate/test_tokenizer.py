@@ -118,6 +118,10 @@ def test_mate_tokenizer_train_prints_its_report_and_writes_metrics(built, tiny_c
     assert 0 < metrics["val/tokenizer/codes_used_0"] <= 1 and metrics["val/tokenizer/mpjpe_mm"] > 0
     assert metrics["val/tokenizer/foot_skate_ratio"] == pytest.approx(
         metrics["val/tokenizer/foot_skate"] / metrics["val/tokenizer/foot_skate_real"])
+    # the synthetic corpus's val clips apart: the ones with a held-out combination and the rest
+    seen, held = metrics["val/tokenizer/clips_seen"], metrics["val/tokenizer/clips_heldout"]
+    assert seen > 1 and held > 1 and seen + held == metrics["val/tokenizer/clips"]
+    assert "held-out motion" in text and metrics["val/tokenizer/fid_seen"] != metrics["val/tokenizer/fid_heldout"]
 
 
 def _feet_moving(height: float, speed: float, frames: int = 8) -> torch.Tensor:
