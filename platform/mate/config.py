@@ -224,6 +224,7 @@ PROFILES: dict[str, dict[str, Any]] = {
               "gen.lr": 1e-3, "eval.sampler_steps": 5, "eval.samples": 128, "eval.pairs": 64, "eval.val_items": 32},
     "bench": {"gen.vq_layers": 4, "gen.vq_codes": 256, "gen.vq_dim": 128, "gen.vq_width": 128, "gen.vq_depth": 2,
               "gen.vq_batch": 64, "gen.vq_epochs": 40, "gen.vq_steps": 150, "gen.vq_lr": 5e-4, "gen.vq_mirror": True,
+              "gen.kind": "masked",  # chosen on val over diffusion (BENCHMARKS.md, issue 23)
               "data.num_clips": 2000, "evaluator.epochs": 30, "evaluator.max_seconds": 285.0, "eval.repeats": 20,
               "align.epochs": 6, "align.steps": 40,
               "gen.layers": 4, "gen.hidden": 128, "gen.patch": 2, "gen.batch": 64, "gen.epochs": 10, "gen.steps": 100,
