@@ -71,7 +71,7 @@ def report(tok, pack, evaluator, split: str = "val", seed: int = 0, notes: dict 
             out[f"tokenizer/fid_{name}"] = fid(emb_real[rows], emb_recon[rows])
             out[f"tokenizer/fid_random_clip_{name}"] = fid(emb_real[rows], emb_random[rows])
             out[f"tokenizer/foot_skate_{name}"] = probes.plausibility(
-                [m for m, h in zip(raw_recon, held) if h == (name == "heldout")])["probe/foot_skate"]
+                [m for m, keep in zip(raw_recon, rows) if keep])["probe/foot_skate"]
             out[f"tokenizer/clips_{name}"] = float(rows.sum())
     for i in range(tok.layers):
         out[f"tokenizer/codes_used_{i}"] = len(np.unique(all_codes[:, i])) / tok.codes

@@ -26,6 +26,7 @@ from .quaternion import qbetween, qinv, qmul, qrot, quat_to_cont6d
 from .skeleton import T2M, Skeleton, skeleton_for_dim
 
 FEET_THRESHOLD = 0.002  # squared metres per frame, HumanML3D's feet_thre
+SKATE_HEIGHT = 0.025  # m: how far over its floor a toe still counts (partly) as on the ground (probe/foot_skate's H)
 _UP = np.array([0.0, 1.0, 0.0])
 _Z = np.array([0.0, 0.0, 1.0])
 
@@ -41,6 +42,13 @@ def gaussian_smooth(x: np.ndarray, sigma: float, truncate: float = 4.0) -> np.nd
     padded = np.pad(x, [(radius, radius)] + [(0, 0)] * (x.ndim - 1), mode="edge")
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1, axis=0)  # (T, ..., 2r+1)
     return windows @ weights
+
+
+def ground_weight(height: Array, scale: float = SKATE_HEIGHT) -> Array:
+    """How much a foot `height` over the floor counts as on the ground: 1 on it, 0 from `scale` up, smooth between.
+    One formula for the skating probe, the tokenizer's loss that mirrors it and the foot-locking clean-up; numpy
+    arrays or torch tensors."""
+    return (2.0 - 2.0 ** (height.clip(min=0.0) / scale)).clip(0.0, 1.0)
 
 
 def _across(joints: np.ndarray, r_hip: int, l_hip: int, r_sdr: int, l_sdr: int) -> np.ndarray:

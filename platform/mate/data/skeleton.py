@@ -7,6 +7,7 @@ exactly, including its quirks, so the numbers here are facts about the data, not
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class Skeleton:
         """Rest-pose bone vectors (J, 3): raw direction x length (HumanML3D's rest pose: arms down, feet forward)."""
         return self.raw_offsets * self.bone_lengths[:, None]
 
-    @property
+    @cached_property  # read for every mirrored training window
     def mirror(self) -> np.ndarray:
         """(J,) the joint each joint becomes in the left-right mirror image: a chain's joints pair with those of the
         chain from the same joint whose rest bone directions are its own reflected in x (the spine is its own)."""

@@ -43,6 +43,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from mate.data.features import SKATE_HEIGHT, ground_weight
 from mate.data.synth import rules
 from mate.data.synth.schema import ACTIONS, ALLOWED, NORMAL_SPEED
 
@@ -98,7 +99,6 @@ RUN_NO_FLIGHT_SPEED = 2.2  # m/s: travel this fast counts as running even withou
 TURN_DEGREES = 45.0
 
 # Plausibility.
-SKATE_HEIGHT = 0.025  # m (H of foot_skate)
 GMD_HEIGHT = 0.05  # m, skating_ratio only
 SKATE_SPEED = 0.5  # m/s, skating_ratio only
 SKATE_WINDOW = 5  # frames, skating_ratio only
@@ -455,7 +455,7 @@ def foot_skate(features) -> float:
     if len(speed) == 0:
         return 0.0
     h = 0.5 * (height[1:] + height[:-1])
-    w = np.clip(2.0 - np.power(2.0, np.clip(h, 0.0, None) / SKATE_HEIGHT), 0.0, 1.0)
+    w = ground_weight(h, SKATE_HEIGHT)
     total = w.sum()
     return float((w * speed).sum() / total) if total > 0 else 0.0
 

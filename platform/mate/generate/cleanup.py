@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from mate.data.features import features_to_joints, gaussian_smooth
+from mate.data.features import features_to_joints, gaussian_smooth, ground_weight
 from mate.data.skeleton import Skeleton, skeleton_for_dim
 
 CONTACT_HEIGHT = 0.05  # a foot within 5 cm of the floor (HumanML3D's up axis) counts as planted
@@ -57,14 +57,9 @@ def _runs(mask: np.ndarray, shortest: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2]) if b - a >= shortest]
 
 
-def _planted(height: np.ndarray, contact_height: float) -> np.ndarray:
-    """1 on the floor, 0 at `contact_height` and above, smooth in between."""
-    return np.clip(2.0 - np.power(2.0, np.clip(height, 0.0, None) / contact_height), 0.0, 1.0)
-
-
 def _lock_root(j: np.ndarray, feet: list[int], floor: float, contact_height: float) -> None:
     rel = j[:, feet][..., [0, 2]] - j[:, :1, [0, 2]]
-    w = _planted(j[:, feet, 1] - floor, contact_height)
+    w = ground_weight(j[:, feet, 1] - floor, contact_height)
     w = np.minimum(w[1:], w[:-1])  # planted over the whole step
     total = w.sum(1, keepdims=True)
     keep_feet = (w[..., None] * -np.diff(rel, axis=0)).sum(1) / np.maximum(total, 1e-8)

@@ -29,7 +29,7 @@ import torch
 from torch.nn import functional as F
 
 from mate.cache import content_hash, file_sha256, get_or_build, lock_for, note
-from mate.data.features import features_to_joints, mirror_features
+from mate.data.features import features_to_joints, ground_weight, mirror_features
 from mate.data.skeleton import skeleton_for_dim
 from mate.errors import UserError
 from mate.loop import Loop, Plan, Task, resolve_device
@@ -39,7 +39,7 @@ from .model import DOWNSAMPLE, MotionTokenizer
 WEIGHTS = "model.safetensors"
 META = "meta.json"
 FORMAT = 1
-FOOT_NEAR = 0.025  # m: the height below which a reconstructed foot counts as on the ground (probe/foot_skate's)
+LOSS = 2  # the loss terms' definitions (in the cache key): 2 = gen.vq_w_foot weighs foot_slide, not contact frames
 CHECKPOINT = "tokenizer.pt"
 # the keys that shape or train the tokenizer (its cache key); gen.vq_max_seconds only caps the wall time
 MODEL_KEYS = ("gen.vq_layers", "gen.vq_codes", "gen.vq_dim", "gen.vq_width", "gen.vq_depth", "gen.vq_decay",
@@ -88,13 +88,12 @@ def key_channels(dim: int) -> torch.Tensor:
 
 
 def _toes_near_floor(j: torch.Tensor, sk) -> torch.Tensor:
-    """(B, T-1, 2): 1 for a toe on the clip's own floor over a frame step, 0 from FOOT_NEAR up (probe/foot_skate's
-    weights: the floor is the 2nd percentile of the lowest foot joint)."""
+    """(B, T-1, 2): how much each toe is on the clip's own floor over a frame step, as `probe/foot_skate` weighs it
+    (the floor: the 2nd percentile of the lowest foot joint)."""
     feet = [*sk.feet_left, *sk.feet_right]
     floor = torch.quantile(j[:, :, feet, 1].amin(-1), 0.02, dim=1)[:, None, None]
     h = j[:, :, [sk.feet_left[1], sk.feet_right[1]], 1] - floor
-    h = 0.5 * (h[:, 1:] + h[:, :-1])
-    return (2.0 - torch.pow(2.0, h.clamp(min=0.0) / FOOT_NEAR)).clamp(0.0, 1.0)
+    return ground_weight(0.5 * (h[:, 1:] + h[:, :-1]))
 
 
 def foot_slide(got: torch.Tensor, want: torch.Tensor, sk) -> torch.Tensor:
@@ -184,11 +183,8 @@ class _Reconstruction(Task):
 
 
 def tokenizer_dir(pack, cfg: Mapping[str, Any], workspace: str | Path) -> Path:
-    key = {"data": pack.content_hash, "norm": pack.norm_hash,
-           "keys": {k: cfg[k] for k in (*MODEL_KEYS, *TRAIN_KEYS)}, "format": FORMAT}
-    if cfg["gen.vq_w_foot"]:
-        key["foot_term"] = 3  # foot_slide's third definition (the first counted real contacts only)
-    key = content_hash(key)
+    key = content_hash({"data": pack.content_hash, "norm": pack.norm_hash,
+                        "keys": {k: cfg[k] for k in (*MODEL_KEYS, *TRAIN_KEYS)}, "format": FORMAT, "loss": LOSS})
     return Path(workspace) / "cache" / "tokenizers" / key
 
 
