@@ -182,6 +182,10 @@ _KEYS: list[Key] = [
         "foot_slide; 3 chosen on val: BENCHMARKS.md)", min=0.0),
     Key("gen.vq_mirror", bool, False, "train the tokenizer on left-right mirror images too (half the windows, "
         "HumanML3D's own augmentation): motion only, so the codebook can spell a mirrored motion no text names"),
+    Key("gen.vq_noise", float, 0.0, "after training, fine-tune the tokenizer's decoder alone on codes with up to "
+        "this share of the base layer replaced by random codes, so that a generator's implausible code transitions "
+        "decode into motion that keeps its feet planted (0: no second stage; BENCHMARKS.md, issue 23)", min=0.0),
+    Key("gen.vq_noise_steps", int, 1000, "steps of that fine-tuning", min=0),
     Key("gen.vq_w_key", float, 2.0, "weight of the root and foot-contact channels in the feature loss (others 1)",
         min=0.0),
     Key("gen.vq_window", int, 64, "rows of the training windows (a multiple of 4; shorter clips are left out)",
@@ -224,6 +228,7 @@ PROFILES: dict[str, dict[str, Any]] = {
               "gen.lr": 1e-3, "eval.sampler_steps": 5, "eval.samples": 128, "eval.pairs": 64, "eval.val_items": 32},
     "bench": {"gen.vq_layers": 4, "gen.vq_codes": 256, "gen.vq_dim": 128, "gen.vq_width": 128, "gen.vq_depth": 2,
               "gen.vq_batch": 64, "gen.vq_epochs": 40, "gen.vq_steps": 150, "gen.vq_lr": 5e-4, "gen.vq_mirror": True,
+              "gen.vq_noise": 0.2,
               "gen.kind": "masked",  # chosen on val over diffusion (BENCHMARKS.md, issue 23)
               "data.num_clips": 2000, "evaluator.epochs": 30, "evaluator.max_seconds": 285.0, "eval.repeats": 20,
               "align.epochs": 6, "align.steps": 40,
@@ -236,7 +241,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 # sizes that differ by generator kind within a profile (applied over PROFILES when gen.kind is that kind); paper:
 # MoMask's own (Guo et al. 2024: 8-layer, 384-wide transformers, 6 heads, dropout 0.2, guidance 4, 10 rounds)
 KIND_PROFILES: dict[tuple[str, str], dict[str, Any]] = {
-    ("bench", "masked"): {"gen.res_layers": 2},
+    ("bench", "masked"): {"gen.res_layers": 2, "gen.dropout": 0.0},  # dropout 0: chosen on val (BENCHMARKS.md)
     ("paper", "masked"): {"gen.layers": 8, "gen.res_layers": 8, "gen.hidden": 384, "gen.heads": 6, "gen.dropout": 0.2,
                           "gen.lr": 2e-4, "gen.batch": 64, "gen.guidance": 4.0, "gen.iterations": 10},
 }

@@ -90,3 +90,21 @@ def test_bad_settings_are_clear_errors(tok, text_features):
         _gen(tok, text_features, gen__hidden=30, gen__heads=4)
     with pytest.raises(ValueError, match="re-masking round"):
         _gen(tok, text_features).sample(TEXTS[:1], 8, steps=0, text=text_features)
+
+
+def test_by_length_keeps_the_items_and_batch_sizes_and_pads_less():
+    from mate.generate.base import by_length, epoch_batches
+
+    lengths = np.random.default_rng(1).integers(1, 50, 500)
+    drawn = list(epoch_batches(500, 32, 40, np.random.default_rng(0)))
+    grouped = list(by_length(iter(drawn), lambda i: int(lengths[i]), np.random.default_rng(2), pool=8))
+    assert [len(b) for b in grouped] == [len(b) for b in drawn]
+    for a in range(0, 40, 8):  # the same items within each pool of batches, only regrouped
+        assert sorted(np.concatenate(drawn[a : a + 8])) == sorted(np.concatenate(grouped[a : a + 8]))
+
+    def fill(batches):  # real tokens / tokens of the batch padded to its longest item
+        return np.mean([lengths[b].sum() / (len(b) * lengths[b].max()) for b in batches])
+
+    assert fill(drawn) < 0.6 < 0.8 < fill(grouped)
+    again = list(by_length(iter(drawn), lambda i: int(lengths[i]), np.random.default_rng(2), pool=8))
+    assert all(np.array_equal(x, y) for x, y in zip(grouped, again))

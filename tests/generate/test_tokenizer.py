@@ -171,3 +171,42 @@ def test_gen_vq_mirror_trains_on_mirror_images_of_half_the_windows(gen_pack):
                for a, b in zip(plain, mixed)]
     # every window is either the plain one or its mirror image, and both kinds occur
     assert all(s or f for s, f in zip(same, flipped)) and 0 < sum(flipped) < len(flipped)
+
+
+def test_gen_vq_noise_fine_tunes_only_the_decoder_on_top_of_the_shared_first_stage(built, gen_pack):
+    ws, tok, _ = built
+    stamp = (tok.path / WEIGHTS).stat().st_mtime_ns
+    noisy = train_or_load(gen_pack, tiny_config(gen__vq_noise=0.5, gen__vq_noise_steps=4), ws, progress=False)
+    assert noisy.path != tok.path and (tok.path / WEIGHTS).stat().st_mtime_ns == stamp  # the first stage, reused
+    assert noisy.meta["first_stage"]["sha"] == tok.sha and noisy.meta["steps_done"] == tok.meta["steps_done"] + 4
+    first, second = tok.model.state_dict(), noisy.model.state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first if not k.startswith("decoder."))  # the same codes
+    assert any(not torch.equal(first[k], second[k]) for k in first if k.startswith("decoder."))
+    # another noise setting is another tokenizer; no noise is the first stage whatever the steps say
+    assert tokenizer_dir(gen_pack, tiny_config(gen__vq_noise=0.3, gen__vq_noise_steps=4), ws) not in (tok.path,
+                                                                                                     noisy.path)
+    assert tokenizer_dir(gen_pack, tiny_config(gen__vq_noise_steps=7), ws) == tok.path
+    assert train_or_load(gen_pack, tiny_config(gen__vq_noise=0.5, gen__vq_noise_steps=4), ws,
+                         progress=False).sha == noisy.sha  # cached, and the fine-tuning is deterministic
+
+
+def test_the_noisy_code_stage_replaces_a_share_of_the_base_codes_only(built, gen_pack):
+    from mate.config import ConfigError
+    from mate.generate.tokenizer.train import _NoisyCodes
+
+    _, tok, _ = built
+    cfg = tiny_config(gen__vq_noise=1.0, gen__vq_noise_steps=1, gen__vq_batch=64, gen__vq_window=32)
+    model = MotionTokenizer(**tok.model.config)
+    model.load_state_dict(tok.model.state_dict())
+    task = _NoisyCodes(model, gen_pack, cfg, torch.optim.SGD(model.decoder.parameters(), lr=0.0),
+                       torch.device("cpu"))
+    x = next(iter(task.batches(0)))
+    torch.manual_seed(0)
+    _, codes, _ = task.forward(x)
+    clean = model.encode(x)
+    changed = (codes[..., 0] != clean[..., 0]).float().mean().item()
+    assert 0.3 < changed < 0.7  # shares uniform in [0, 1] per window: half the base codes on average
+    assert torch.equal(codes[..., 1:], clean[..., 1:])
+    assert [p.requires_grad for p in model.encoder.parameters()] == [False] * len(list(model.encoder.parameters()))
+    with pytest.raises(ConfigError, match="gen.vq_noise"):
+        _NoisyCodes(model, gen_pack, tiny_config(gen__vq_noise=1.5), None, torch.device("cpu"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +170,29 @@ def epoch_batches(n: int, batch: int, steps: int, rng: np.random.Generator) -> I
             order = np.concatenate([order, rng.permutation(n)])
         yield order[:batch]
         order = order[batch:]
+
+
+def by_length(batches: Iterable[np.ndarray], length: Callable[[int], int], rng: np.random.Generator,
+              pool: int = 16) -> Iterator[np.ndarray]:
+    """The same items in batches of the same sizes, regrouped `pool` batches at a time by `length` and the regrouped
+    batches shuffled: a batch pads its items to its longest, and random bench crops fill only 61% of a batch's
+    tokens, so a transformer spends two fifths of its step on padding. A function of the batches and `rng` alone, so a
+    resumed epoch regroups as the uninterrupted one did."""
+    group: list[np.ndarray] = []
+
+    def regroup() -> Iterator[np.ndarray]:
+        items = np.concatenate(group)
+        items = items[np.argsort([length(int(i)) for i in items], kind="stable")]
+        parts = np.split(items, np.cumsum([len(b) for b in group])[:-1])
+        yield from (parts[k] for k in rng.permutation(len(parts)))
+
+    for b in batches:
+        group.append(b)
+        if len(group) == pool:
+            yield from regroup()
+            group = []
+    if group:
+        yield from regroup()
 
 
 def save_torch(obj: Any, path: str | Path) -> Path:

@@ -3,7 +3,7 @@ transformer for the upper codebooks, decoded by the shared motion tokenizer.
 
 Training: each item's tokens come from its clip's codes (every training clip is encoded once, whole, when training
 starts: the tokenizer is frozen, so a crop's tokens are the clip's tokens at those positions, and no epoch pays for
-the encoder). The base model sees a share cos(u pi / 2), u ~ U(0, 1), of the valid tokens hidden (80% [MASK], 10% a
+the encoder); an epoch's batches are regrouped by length (`base.by_length`), so little of a step goes to padding. The base model sees a share cos(u pi / 2), u ~ U(0, 1), of the valid tokens hidden (80% [MASK], 10% a
 random code, 10% unchanged) and learns to predict them; the residual model learns layer j from the summed code vectors
 of layers < j, j uniform. The text is dropped at `gen.cond_drop` for classifier-free guidance.
 Sampling: `gen.iterations` rounds of re-masking: every hidden token is predicted (guided logits `gen.guidance`,
@@ -28,8 +28,8 @@ from mate.config import KEYS, ConfigError, derive_seed
 from mate.errors import UserError
 from mate.loop import Loop, Task
 
-from .base import (FORMAT, Generator, autocast, begin_training, check_text_dims, default_device, epoch_batches,
-                   generator_loop, learning_rate, sample_request, stage_seed)
+from .base import (FORMAT, Generator, autocast, begin_training, by_length, check_text_dims, default_device,
+                   epoch_batches, generator_loop, learning_rate, sample_request, stage_seed)
 from .masked_model import MaskedTransformer, ResidualTransformer
 from .text import TextBatch, TextFeatures
 from .tokenizer import DOWNSAMPLE, Tokenizer
@@ -236,19 +236,23 @@ class _Training(Task):
         self.data.set_epoch(epoch)
         self.gen.nets.train()
 
-    def _item(self, index: int) -> tuple[torch.Tensor, str]:
-        """The item's crop as tokens: its rows [a, b) start at the next whole token of the clip's grid."""
-        clip, cap = int(self.data.clip[index]), int(self.data.cap[index])
+    def _span(self, index: int) -> tuple[int, int]:
+        """The item's crop [a, b) rows as [start, stop) tokens, starting at the next whole token of the clip's grid."""
         a, b = self.data.crop(index)
-        codes = self.clip_codes[clip]
-        start = min(-(-a // DOWNSAMPLE), len(codes) - 1)
-        count = max(1, min((b - a) // DOWNSAMPLE, len(codes) - start))
-        return codes[start : start + count], self.data.pack.caption(cap).text
+        n = len(self.clip_codes[int(self.data.clip[index])])
+        start = min(-(-a // DOWNSAMPLE), n - 1)
+        return start, start + max(1, min((b - a) // DOWNSAMPLE, n - start))
+
+    def _item(self, index: int) -> tuple[torch.Tensor, str]:
+        start, stop = self._span(index)
+        codes = self.clip_codes[int(self.data.clip[index])][start:stop]
+        return codes, self.data.pack.caption(int(self.data.cap[index])).text
 
     def batches(self, epoch: int):
         c = self.gen.cfg
         rng = np.random.default_rng([self.gen.seed, epoch])
-        for idx in epoch_batches(len(self.data), c["gen.batch"], c["gen.steps"], rng):
+        drawn = epoch_batches(len(self.data), c["gen.batch"], c["gen.steps"], rng)
+        for idx in by_length(drawn, lambda i: -np.subtract(*self._span(i)), rng):
             items = [self._item(int(i)) for i in idx]
             n = max(len(codes) for codes, _ in items)
             codes = torch.zeros(len(items), n, items[0][0].shape[1], dtype=torch.long, device=self.gen.device)

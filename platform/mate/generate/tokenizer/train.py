@@ -12,6 +12,13 @@ global joint positions recovered from the features, `gen.vq_w_vel` x the error o
 `gen.vq_w_foot` x the speed of the reconstructed feet wherever either clip has them on the ground (what ties the root's
 travel to the legs: foot skating is an error there, not in any one channel), plus `gen.vq_commit` x the commitment
 loss.
+
+With `gen.vq_noise` > 0 a second stage follows (`_NoisyCodes`): the decoder alone is fine-tuned, for
+`gen.vq_noise_steps`, on the frozen encoder's codes with part of the base layer replaced by random codes, the clean
+clip still the target. A generator's sampled tokens hold transitions no real clip has, and a decoder that only ever
+saw real code sequences turns them into sliding feet (BENCHMARKS.md, issue 23). The encoder and codebooks stay as
+they were, so the codes, and any generator trained on them, are the same as the first stage's; that stage is its
+own cache entry, shared by every noise setting.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import torch
 from torch.nn import functional as F
 
 from mate.cache import content_hash, file_sha256, get_or_build, lock_for, note
+from mate.config import ConfigError
 from mate.data.features import features_to_joints, ground_weight, mirror_features
 from mate.data.skeleton import skeleton_for_dim
 from mate.errors import UserError
@@ -41,11 +49,13 @@ META = "meta.json"
 FORMAT = 1
 LOSS = 2  # the loss terms' definitions (in the cache key): 2 = gen.vq_w_foot weighs foot_slide, not contact frames
 CHECKPOINT = "tokenizer.pt"
+NOISE_LR = 0.2  # the decoder's fine-tuning runs at this share of gen.vq_lr: it adjusts a trained decoder
 # the keys that shape or train the tokenizer (its cache key); gen.vq_max_seconds only caps the wall time
 MODEL_KEYS = ("gen.vq_layers", "gen.vq_codes", "gen.vq_dim", "gen.vq_width", "gen.vq_depth", "gen.vq_decay",
               "gen.vq_drop")
 TRAIN_KEYS = ("gen.vq_commit", "gen.vq_w_joints", "gen.vq_w_vel", "gen.vq_w_foot", "gen.vq_w_key", "gen.vq_mirror",
               "gen.vq_window", "gen.vq_batch", "gen.vq_lr", "gen.vq_epochs", "gen.vq_steps", "gen.vq_seed")
+NOISE_KEYS = ("gen.vq_noise", "gen.vq_noise_steps")  # the second stage's (in the key only when it runs)
 
 
 class TokenizerMismatch(UserError):
@@ -143,8 +153,12 @@ class _Reconstruction(Task):
                 rows.append(self.pack.normalize(window))
             yield torch.from_numpy(np.stack(rows)).to(self.device)
 
+    def forward(self, x):
+        """(reconstruction, codes, commitment loss) of a normalised batch."""
+        return self.model(x)
+
     def loss(self, x):
-        recon, _, commit = self.model(x)
+        recon, _, commit = self.forward(x)
         rec = (F.smooth_l1_loss(recon, x, reduction="none") * self.weight).mean()
         terms = {"rec": rec, "commit": commit}
         total = rec + self.cfg["gen.vq_commit"] * commit
@@ -182,9 +196,50 @@ class _Reconstruction(Task):
         self.model.load_state_dict(state["model"])
 
 
+class _NoisyCodes(_Reconstruction):
+    """The second stage (module docstring): each window gets a share u x `gen.vq_noise` (u uniform per window) of its
+    base-layer codes replaced by random ones; only the decoder learns, so the codes stay the first stage's."""
+
+    def __init__(self, model: MotionTokenizer, pack, cfg: Mapping[str, Any], opt, device: torch.device):
+        if not 0 < cfg["gen.vq_noise"] <= 1:
+            raise ConfigError(f"gen.vq_noise is a share of the codes, in (0, 1], got {cfg['gen.vq_noise']}")
+        stage = {**cfg, "gen.vq_steps": cfg["gen.vq_noise_steps"], "gen.vq_epochs": 1,
+                 "gen.vq_lr": NOISE_LR * cfg["gen.vq_lr"]}
+        super().__init__(model, pack, stage, opt, device)
+        self.model.requires_grad_(False)
+        self.model.decoder.requires_grad_(True)
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.model.eval()  # the codebooks' moving averages and quantizer dropout stay off
+        self.model.decoder.train()
+
+    def forward(self, x):
+        codes = self.model.encode(x)
+        b, n, _ = codes.shape
+        share = torch.rand(b, 1, device=x.device) * self.cfg["gen.vq_noise"]
+        noisy = torch.where(torch.rand(b, n, device=x.device) < share,
+                            torch.randint(0, self.model.codes, (b, n), device=x.device), codes[..., 0])
+        codes = torch.cat([noisy[..., None], codes[..., 1:]], dim=-1)
+        return self.model.decoder(self.model.quantizer.lookup(codes)), codes, torch.zeros((), device=x.device)
+
+    def end_epoch(self, epoch: int, metrics: dict) -> None:
+        pass
+
+    def state(self) -> dict:
+        return {"decoder": self.model.decoder.state_dict()}
+
+    def load_state(self, state) -> None:
+        self.model.decoder.load_state_dict(state["decoder"])
+
+
+def _noisy(cfg: Mapping[str, Any]) -> bool:
+    return cfg["gen.vq_noise"] > 0 and cfg["gen.vq_noise_steps"] > 0
+
+
 def tokenizer_dir(pack, cfg: Mapping[str, Any], workspace: str | Path) -> Path:
-    key = content_hash({"data": pack.content_hash, "norm": pack.norm_hash,
-                        "keys": {k: cfg[k] for k in (*MODEL_KEYS, *TRAIN_KEYS)}, "format": FORMAT, "loss": LOSS})
+    keys = {k: cfg[k] for k in (*MODEL_KEYS, *TRAIN_KEYS, *(NOISE_KEYS if _noisy(cfg) else ()))}
+    key = content_hash({"data": pack.content_hash, "norm": pack.norm_hash, "keys": keys, "format": FORMAT,
+                        "loss": LOSS})
     return Path(workspace) / "cache" / "tokenizers" / key
 
 
@@ -207,6 +262,31 @@ def _train(pack, cfg, checkpoint: Path | None, progress: bool, device) -> tuple[
                          **{k: v for k, v in last.items() if k.startswith("tokenizer/")}}
 
 
+def _fine_tune(first: Tokenizer, pack, cfg, checkpoint: Path | None, progress: bool,
+               device) -> tuple[MotionTokenizer, dict]:
+    """The second stage on a copy of the first stage's tokenizer (module docstring)."""
+    device = resolve_device(device)
+    model = MotionTokenizer(**first.model.config)
+    model.load_state_dict(first.model.state_dict())
+    model.to(device)
+    opt = torch.optim.AdamW(model.decoder.parameters(), lr=cfg["gen.vq_lr"], betas=(0.9, 0.99), weight_decay=0.0)
+    plan = Plan("tokenizer_noise", 1, seed=cfg["gen.vq_seed"], clip_norm=1.0, hint="lower gen.vq_lr",
+                title="tokenizer decoder (noisy codes)")
+    loop = Loop(_NoisyCodes(model, pack, cfg, opt, device), opt, plan, checkpoint=checkpoint, device=device,
+                progress=progress)
+    loop.resume(checkpoint)
+    history = loop.fit()
+    model.eval()
+    meta = first.meta
+    return model.cpu(), {"epochs_done": meta["epochs_done"], "steps_done": meta["steps_done"] + loop.step,
+                         "train_seconds": meta["train_seconds"] + loop.seconds,
+                         "stopped_early": meta["stopped_early"] or loop.stopped,
+                         "history": meta["history"] + history, "first_stage": {"sha": first.sha,
+                                                                                "path": str(first.path)},
+                         "noise_seconds": loop.seconds,
+                         **{k: v for k, v in meta.items() if k.startswith("tokenizer/")}}
+
+
 def train_or_load(pack, cfg: Mapping[str, Any], workspace: str | Path, *, progress: bool = True, device=None,
                   log: Callable[[str], None] = print) -> Tokenizer:
     """The tokenizer for this dataset and these keys: loaded from the workspace, or trained once (a killed training
@@ -225,13 +305,21 @@ def train_or_load(pack, cfg: Mapping[str, Any], workspace: str | Path, *, progre
                 log(f"tokenizer: {exc}; rebuilding it")
                 shutil.rmtree(path)
 
+    first = None
+    if _noisy(cfg):  # the first stage is its own cache entry (trained here when missing)
+        first = train_or_load(pack, {**cfg, "gen.vq_noise": 0.0}, workspace, progress=progress, device=device,
+                              log=log)
+
     def build(tmp: Path) -> None:
         tmp.mkdir(parents=True)
-        model, stats = _train(pack, cfg, partial, progress, device)
+        if first is None:
+            model, stats = _train(pack, cfg, partial, progress, device)
+        else:
+            model, stats = _fine_tune(first, pack, cfg, partial, progress, device)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / WEIGHTS))
+        keys = (*MODEL_KEYS, *TRAIN_KEYS, "gen.vq_max_seconds", *(NOISE_KEYS if first is not None else ()))
         meta = {"dataset_hash": pack.content_hash, "norm_hash": pack.norm_hash, "model_config": model.config,
-                "config": {k: cfg[k] for k in (*MODEL_KEYS, *TRAIN_KEYS, "gen.vq_max_seconds")}, "format": FORMAT,
-                "sha": file_sha256(tmp / WEIGHTS), **stats}
+                "config": {k: cfg[k] for k in keys}, "format": FORMAT, "sha": file_sha256(tmp / WEIGHTS), **stats}
         (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
 
     get_or_build(path, build, exists=lambda p: (p / META).is_file())
