@@ -110,13 +110,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     metrics = report(tok, pack, evaluator, "val", seed=cfg.seed_for("eval"), notes=load_annotations(pack.source))
     metrics["tokenizer/train_seconds"] = float(tok.meta["train_seconds"])
     metrics["tokenizer/steps"] = float(tok.meta["steps_done"])
+    if "noise_seconds" in tok.meta:
+        metrics["tokenizer/noise_seconds"] = float(tok.meta["noise_seconds"])
     out = Path(args.out) if args.out else Path(args.workspace) / "runs" / f"tokenizer-{tok.sha[:12]}"
     write_outputs(out, metrics, cfg, tokenizer_sha=tok.sha, tokenizer_path=str(tok.path),
                   evaluator_sha=evaluator.sha, dataset_hash=pack.content_hash)
     m = {k.split("/")[-1]: v for k, v in metrics.items()}
     used = " ".join(f"{m[f'codes_used_{i}']:.0%}" for i in range(tok.layers))
+    own = float(tok.meta.get("noise_seconds", m["train_seconds"]))  # what this call would have had to train
+    stages = (f", of which {own:.0f} s the decoder on noisy codes (gen.vq_noise) over the cached first stage"
+              if "noise_seconds" in tok.meta else "")
     print(f"tokenizer {tok.sha[:12]}: {tok.layers} x {tok.codes} codes, {int(m['steps'])} steps in "
-          f"{m['train_seconds']:.0f} s ({'cached' if built < 0.5 * m['train_seconds'] else 'trained now'})\n"
+          f"{m['train_seconds']:.0f} s{stages} ({'cached' if built < 0.5 * own else 'trained now'})\n"
           f"  val reconstruction ({int(m['clips'])} clips): FID {m['fid']:.3f} (random real clip "
           f"{m['fid_random_clip']:.3f}), MPJPE {m['mpjpe_mm']:.1f} mm\n"
           f"  foot skating {m['foot_skate']:.4f} m/s (real {m['foot_skate_real']:.4f}, {m['foot_skate_ratio']:.2f}x),"

@@ -173,7 +173,10 @@ def test_gen_vq_mirror_trains_on_mirror_images_of_half_the_windows(gen_pack):
     assert all(s or f for s, f in zip(same, flipped)) and 0 < sum(flipped) < len(flipped)
 
 
-def test_gen_vq_noise_fine_tunes_only_the_decoder_on_top_of_the_shared_first_stage(built, gen_pack):
+def test_gen_vq_noise_fine_tunes_only_the_decoder_on_top_of_the_shared_first_stage(built, gen_pack, tiny_corpus,
+                                                                                    capsys, tmp_path):
+    from mate.cli import main
+
     ws, tok, _ = built
     stamp = (tok.path / WEIGHTS).stat().st_mtime_ns
     noisy = train_or_load(gen_pack, tiny_config(gen__vq_noise=0.5, gen__vq_noise_steps=4), ws, progress=False)
@@ -188,6 +191,12 @@ def test_gen_vq_noise_fine_tunes_only_the_decoder_on_top_of_the_shared_first_sta
     assert tokenizer_dir(gen_pack, tiny_config(gen__vq_noise_steps=7), ws) == tok.path
     assert train_or_load(gen_pack, tiny_config(gen__vq_noise=0.5, gen__vq_noise_steps=4), ws,
                          progress=False).sha == noisy.sha  # cached, and the fine-tuning is deterministic
+    assert main(["tokenizer", "train", "--data", str(tiny_corpus), "--workspace", str(ws), "--quiet", "--out",
+                 str(tmp_path / "r"), "profile=tiny", "gen.vq_noise=0.5", "gen.vq_noise_steps=4"]) == 0
+    text = capsys.readouterr().out
+    assert f"tokenizer {noisy.sha[:12]}" in text and "noisy codes" in text and "(cached)" in text
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["tokenizer/noise_seconds"] == pytest.approx(noisy.meta["noise_seconds"])
 
 
 def test_the_noisy_code_stage_replaces_a_share_of_the_base_codes_only(built, gen_pack):
