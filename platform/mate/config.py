@@ -222,7 +222,10 @@ PROFILES: dict[str, dict[str, Any]] = {
              "gen.layers": 1, "gen.hidden": 32, "gen.heads": 2, "gen.patch": 4, "gen.batch": 16, "gen.epochs": 2,
              "gen.steps": 3, "gen.diffusion_steps": 100, "eval.sampler_steps": 2, "eval.samples": 32, "eval.pairs": 8,
              "eval.val_items": 32},
-    "smoke": {"data.num_clips": 400, "evaluator.epochs": 12, "evaluator.max_seconds": 45.0, "eval.repeats": 3,
+    "smoke": {"gen.vq_layers": 2, "gen.vq_codes": 128, "gen.vq_dim": 64, "gen.vq_width": 64, "gen.vq_depth": 1,
+              "gen.vq_window": 32, "gen.vq_batch": 32, "gen.vq_epochs": 40, "gen.vq_steps": 60, "gen.vq_lr": 1e-3,
+              "gen.vq_mirror": True, "gen.kind": "masked",  # chosen on val over diffusion (BENCHMARKS.md, issue 23)
+              "data.num_clips": 400, "evaluator.epochs": 12, "evaluator.max_seconds": 45.0, "eval.repeats": 3,
               "align.epochs": 3, "align.steps": 6, "align.batch": 32,
               "gen.layers": 2, "gen.hidden": 64, "gen.patch": 4, "gen.batch": 32, "gen.epochs": 3, "gen.steps": 20,
               "gen.lr": 1e-3, "eval.sampler_steps": 5, "eval.samples": 128, "eval.pairs": 64, "eval.val_items": 32},
@@ -241,6 +244,7 @@ PROFILES: dict[str, dict[str, Any]] = {
 # sizes that differ by generator kind within a profile (applied over PROFILES when gen.kind is that kind); paper:
 # MoMask's own (Guo et al. 2024: 8-layer, 384-wide transformers, 6 heads, dropout 0.2, guidance 4, 10 rounds)
 KIND_PROFILES: dict[tuple[str, str], dict[str, Any]] = {
+    ("smoke", "masked"): {"gen.res_layers": 1, "gen.dropout": 0.0},
     ("bench", "masked"): {"gen.res_layers": 2, "gen.dropout": 0.0},  # dropout 0: chosen on val (BENCHMARKS.md)
     ("paper", "masked"): {"gen.layers": 8, "gen.res_layers": 8, "gen.hidden": 384, "gen.heads": 6, "gen.dropout": 0.2,
                           "gen.lr": 2e-4, "gen.batch": 64, "gen.guidance": 4.0, "gen.iterations": 10},
