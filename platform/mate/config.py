@@ -30,6 +30,7 @@ class Key:
     choices: tuple | None = None
     nullable: bool = False  # None allowed (e.g. a seed that is derived unless given)
     min: float | None = None  # smallest value allowed
+    max: float | None = None  # largest value allowed
 
 
 _KEYS: list[Key] = [
@@ -184,7 +185,8 @@ _KEYS: list[Key] = [
         "HumanML3D's own augmentation): motion only, so the codebook can spell a mirrored motion no text names"),
     Key("gen.vq_noise", float, 0.0, "after training, fine-tune the tokenizer's decoder alone on codes with up to "
         "this share of the base layer replaced by random codes, so that a generator's implausible code transitions "
-        "decode into motion that keeps its feet planted (0: no second stage; BENCHMARKS.md, issue 23)", min=0.0),
+        "decode into motion that keeps its feet planted (0: no second stage; BENCHMARKS.md, issue 23)", min=0.0,
+        max=1.0),
     Key("gen.vq_noise_steps", int, 1000, "steps of that fine-tuning", min=0),
     Key("gen.vq_w_key", float, 2.0, "weight of the root and foot-contact channels in the feature loss (others 1)",
         min=0.0),
@@ -306,6 +308,8 @@ def check_value(name: str, value: Any, where: str = "") -> Any:
         raise ConfigError(f"{where}config key '{name}' must be one of {allowed}; got {value!r}")
     if spec.min is not None and value < spec.min:
         raise ConfigError(f"{where}config key '{name}' must be at least {spec.min}; got {value!r}")
+    if spec.max is not None and value > spec.max:
+        raise ConfigError(f"{where}config key '{name}' must be at most {spec.max}; got {value!r}")
     return value
 
 

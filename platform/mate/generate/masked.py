@@ -3,7 +3,8 @@ transformer for the upper codebooks, decoded by the shared motion tokenizer.
 
 Training: each item's tokens come from its clip's codes (every training clip is encoded once, whole, when training
 starts: the tokenizer is frozen, so a crop's tokens are the clip's tokens at those positions, and no epoch pays for
-the encoder); an epoch's batches are regrouped by length (`base.by_length`), so little of a step goes to padding. The base model sees a share cos(u pi / 2), u ~ U(0, 1), of the valid tokens hidden (80% [MASK], 10% a
+the encoder); an epoch's batches are regrouped by length (`base.by_length`), so little of a step goes to
+padding. The base model sees a share cos(u pi / 2), u ~ U(0, 1), of the valid tokens hidden (80% [MASK], 10% a
 random code, 10% unchanged) and learns to predict them; the residual model learns layer j from the summed code vectors
 of layers < j, j uniform. The text is dropped at `gen.cond_drop` for classifier-free guidance.
 Sampling: `gen.iterations` rounds of re-masking: every hidden token is predicted (guided logits `gen.guidance`,
@@ -243,6 +244,10 @@ class _Training(Task):
         start = min(-(-a // DOWNSAMPLE), n - 1)
         return start, start + max(1, min((b - a) // DOWNSAMPLE, n - start))
 
+    def _tokens(self, index: int) -> int:
+        start, stop = self._span(index)
+        return stop - start
+
     def _item(self, index: int) -> tuple[torch.Tensor, str]:
         start, stop = self._span(index)
         codes = self.clip_codes[int(self.data.clip[index])][start:stop]
@@ -252,7 +257,7 @@ class _Training(Task):
         c = self.gen.cfg
         rng = np.random.default_rng([self.gen.seed, epoch])
         drawn = epoch_batches(len(self.data), c["gen.batch"], c["gen.steps"], rng)
-        for idx in by_length(drawn, lambda i: -np.subtract(*self._span(i)), rng):
+        for idx in by_length(drawn, self._tokens, rng):
             items = [self._item(int(i)) for i in idx]
             n = max(len(codes) for codes, _ in items)
             codes = torch.zeros(len(items), n, items[0][0].shape[1], dtype=torch.long, device=self.gen.device)

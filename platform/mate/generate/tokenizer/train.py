@@ -36,7 +36,6 @@ import torch
 from torch.nn import functional as F
 
 from mate.cache import content_hash, file_sha256, get_or_build, lock_for, note
-from mate.config import ConfigError
 from mate.data.features import features_to_joints, ground_weight, mirror_features
 from mate.data.skeleton import skeleton_for_dim
 from mate.errors import UserError
@@ -201,8 +200,6 @@ class _NoisyCodes(_Reconstruction):
     base-layer codes replaced by random ones; only the decoder learns, so the codes stay the first stage's."""
 
     def __init__(self, model: MotionTokenizer, pack, cfg: Mapping[str, Any], opt, device: torch.device):
-        if not 0 < cfg["gen.vq_noise"] <= 1:
-            raise ConfigError(f"gen.vq_noise is a share of the codes, in (0, 1], got {cfg['gen.vq_noise']}")
         stage = {**cfg, "gen.vq_steps": cfg["gen.vq_noise_steps"], "gen.vq_epochs": 1,
                  "gen.vq_lr": NOISE_LR * cfg["gen.vq_lr"]}
         super().__init__(model, pack, stage, opt, device)
@@ -223,7 +220,7 @@ class _NoisyCodes(_Reconstruction):
         return self.model.decoder(self.model.quantizer.lookup(codes)), codes, torch.zeros((), device=x.device)
 
     def end_epoch(self, epoch: int, metrics: dict) -> None:
-        pass
+        pass  # the codebooks are frozen: no live-code figures to add
 
     def state(self) -> dict:
         return {"decoder": self.model.decoder.state_dict()}
