@@ -323,7 +323,7 @@ def test_estimate_is_trials_times_the_profiles_per_trial_cost(tmp_path):
     assert smoke["total_seconds"] == 4 * 90.0 and smoke["cpu_hours"] == pytest.approx(0.1)
     assert smoke["gpu_hours"] == 0 and smoke["wall_hours"] == pytest.approx(2 * 90 / 3600)  # 2 at a time
     losses = estimate(load_space(SPACES / "ablation_losses.yaml"))
-    assert losses["trials"] == 21 and losses["total_seconds"] == 21 * losses["per_trial_seconds"] == 21 * 900
+    assert losses["trials"] == 21 and losses["total_seconds"] == 21 * losses["per_trial_seconds"] == 21 * 14 * 60
     paper = estimate(load_space(SPACES / "mate_humanml3d.yaml"))
     assert paper["device"] == "gpu" and paper["rerun_trials"] == 9
     assert paper["gpu_hours"] == pytest.approx((64 + 9) * 3)  # 3 GPU-hours a trial, shared GPUs or not

@@ -364,7 +364,7 @@ class TrialCost:
 TRIAL_COST = {
     "tiny": TrialCost(10, 1, 0, "~10 s a trial on one CPU thread"),
     "smoke": TrialCost(90, 1, 0, "~90 s a trial on one CPU thread"),
-    "bench": TrialCost(15 * 60, 2, 0, "~15 min a trial on 2 CPU cores"),
+    "bench": TrialCost(14 * 60, 1, 0, "~14 min a trial on one CPU thread (alignment ~7, masked generator ~6-7)"),
     "paper": TrialCost(3 * 3600, 8, 1, "~3 h a trial on one GPU (HumanML3D-sized)"),
 }
 
