@@ -212,6 +212,8 @@ _KEYS: list[Key] = [
     Key("debug.nan_epoch", int, None, "make the generator loss NaN at this epoch (tests)", nullable=True),
     Key("debug.hold_file", str, None, "hold a fresh (not resumed) generator run after its first epoch until this "
         "file exists (tests that stop a sweep mid-way)", nullable=True),
+    Key("debug.val_offset", float, 0.0, "added to every val/* figure a trial reports (tests: a knob planted to "
+        "matter, which `mate report` must find)"),
 ]
 KEYS: dict[str, Key] = {k.name: k for k in _KEYS}
 

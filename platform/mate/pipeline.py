@@ -192,7 +192,8 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
                              repeats=repeats, seed=eval_seed, notes=notes)
 
     def score_val(metrics: dict) -> None:
-        metrics.update(score("val", cfg["eval.val_items"], cfg["eval.val_items"], 1))
+        val = score("val", cfg["eval.val_items"], cfg["eval.val_items"], 1)
+        metrics.update({k: v + cfg["debug.val_offset"] for k, v in val.items()})
         if metrics["gen/epoch"] == 1:
             metrics.update({k: v for k, v in t.metrics.items() if k not in metrics})  # the align stage's figures
         _append_history(out / HISTORY, metrics)

@@ -161,6 +161,30 @@ def _study_counts(storage, name: str) -> dict[str, int]:
     return out
 
 
+def _study(space, storage, name: str):
+    """A search's Optuna study (for its importances in the closing report); None for grids."""
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=name, storage=storage) if space.is_search else None
+    except KeyError:
+        return None
+
+
+def _named_study(space, storage, name: str) -> None:
+    """Create the search's study before OptunaSearch loads it (it creates with load_if_exists), so that it carries
+    the objectives' names: optuna-dashboard then says `val/...` instead of "Objective 0"."""
+    import warnings
+
+    import optuna
+
+    study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
+                                directions=["maximize" if m == "max" else "minimize" for m in space.modes])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(space.metrics))
+
+
 def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     import optuna
     import ray
@@ -227,8 +251,8 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
         tuner, expected = _new_tuner(space, name, opts, trainable, storage, stopped, run_rel.rsplit("/", 1)[1],
                                      run_config, log)
         if tuner is None:
-            return _publish(write_report(space, name, sweep_dir, tracker, parent, log=log), store, opts, name,
-                            sweep_dir)
+            report = write_report(space, name, sweep_dir, tracker, parent, study=_study(space, storage, name), log=log)
+            return _publish(report, store, opts, name, sweep_dir)
         store.write_text(f"{run_rel}/{EXPECTED}", str(expected))
     results, signalled = fit_until_stopped(tuner)
     # a run stopped by Ctrl-C or SIGTERM may show every trial it started as ended, with others never started
@@ -244,7 +268,8 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
         log("sweep: stopped before every trial ended; the same command resumes it")
     if opts.storage:
         mirror_results(store, tune_rel, sweep_dir / "tune")
-    return _publish(write_report(space, name, sweep_dir, tracker, parent, log=log), store, opts, name, sweep_dir)
+    report = write_report(space, name, sweep_dir, tracker, parent, study=_study(space, storage, name), log=log)
+    return _publish(report, store, opts, name, sweep_dir)
 
 
 RESULT_FILES = ("params.json", "result.json", "error.txt", "metrics.json", "run.json", "process.json")
@@ -329,6 +354,7 @@ def _new_tuner(space, name, opts, trainable, storage, stopped, run_name, run_con
             return None, 0
         metric = space.metrics if space.multi_objective else space.metrics[0]
         mode = space.modes if space.multi_objective else space.modes[0]
+        _named_study(space, storage, name)
         search = Search(space=space.sample, metric=metric, mode=mode, sampler=space.optuna_sampler(),
                         study_name=name, storage=storage, stopped=stopped)
         scheduler = (Asha(stopped=stopped, time_attr="gen/epoch", max_t=space.max_epochs,

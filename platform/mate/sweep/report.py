@@ -88,7 +88,32 @@ def ablation(rows: list[dict], space) -> str:
     return "\n".join(lines)
 
 
-def write_report(space, name: str, sweep_dir: Path, tracker, parent: str, *,
+def knob_tests(rows: list[dict], space, metric: str) -> str:
+    """Grids: per varied knob, whether it moves the objective beyond seed noise (mate.sweep.importance)."""
+    from mate.sweep.importance import effects_markdown, knob_effects
+
+    knobs = [k for k in space.varied if k != "seed"]
+    finished = [r for r in rows if r["status"] == "finished"]
+    records = [({**{k: str(space.trial_config(r["params"])[k]) for k in knobs}, "seed": str(r["params"].get("seed"))},
+                r["last"].get(metric)) for r in finished]
+    effects = knob_effects(records, knobs)
+    return effects_markdown(effects, metric) if effects else ""
+
+
+def search_importances(study, log: Callable[[str], None] = print) -> str:
+    """Searches: Optuna's importances on the study, each against shuffled objectives (mate.sweep.importance)."""
+    from mate.sweep.importance import importances_table, study_importances
+
+    items, note = study_importances(study)
+    if not items:
+        return f"parameter importances: {note}"
+    head, body = importances_table(items)
+    lines = [f"Optuna's fANOVA importances ({note}); within noise when shuffled objectives get as much:", "",
+             "| " + " | ".join(head) + " |", "|---" * len(head) + "|", *("| " + " | ".join(r) + " |" for r in body)]
+    return "\n".join(lines)
+
+
+def write_report(space, name: str, sweep_dir: Path, tracker, parent: str, *, study=None,
                  log: Callable[[str], None] = print) -> dict[str, Any]:
     import yaml
 
@@ -113,9 +138,16 @@ def write_report(space, name: str, sweep_dir: Path, tracker, parent: str, *,
     out: dict[str, Any] = {"rows": rows, "best": best}
     if not space.is_search:
         abl = ablation(rows, space)
+        if tests := knob_tests(rows, space, metric):
+            abl += "\n\n" + tests
         (sweep_dir / "ablation.md").write_text(abl + "\n")
         log("\n" + abl)
         out["ablation"] = abl
+    elif study is not None:
+        imp = search_importances(study)
+        (sweep_dir / "importance.md").write_text(imp + "\n")
+        log("\n" + imp)
+        out["importance"] = imp
     if best is not None:
         info = json.loads((Path(best["run_dir"]) / "run.json").read_text())
         best_yaml = sweep_dir / "best.yaml"
@@ -128,7 +160,7 @@ def write_report(space, name: str, sweep_dir: Path, tracker, parent: str, *,
         if (Path(best["run_dir"]) / "generator.pt").is_file():  # the best generator only (docs/architecture.md §8)
             tracker.log_artifact(parent, Path(best["run_dir"]) / "generator.pt", "best")
         tracker.log_artifact(parent, best_yaml)
-    for f in ("results.csv", "results.md", "ablation.md"):
+    for f in ("results.csv", "results.md", "ablation.md", "importance.md"):
         if (sweep_dir / f).is_file():
             tracker.log_artifact(parent, sweep_dir / f)
     tracker.finish(parent, "FINISHED")

@@ -42,7 +42,7 @@ def _group_stats(values: list[float]) -> tuple[float, float, int]:
 
 
 def ablation_curve(trials: Sequence[Trial], factor: str, others: Sequence[str], metrics: Sequence[str],
-                   path: Path) -> Curve | None:
+                   path: Path, note: str = "") -> Curve | None:
     """Objective (and the second metric) against `factor`, one line per slice of the other factors (or pooled over
     them), mean over seeds with a t-based 95% band; a categorical factor as points with error bars."""
     usable = [t for t in trials if factor in t.params and not math.isnan(t.value(metrics[0]))]
@@ -112,9 +112,35 @@ def ablation_curve(trials: Sequence[Trial], factor: str, others: Sequence[str], 
     title = f"{factor}: mean over seeds, t-based 95% band"
     if pooled and others:
         title += "\n(pooled over the other factors)"
+    if note:
+        title += f"\n{note}"
     fig.suptitle(title, fontsize=10)
     fig.savefig(path)
     return Curve(factor, numeric, pooled and bool(others), path, table)
+
+
+def importance_bars(items, path: Path) -> bool:
+    """Optuna's fANOVA importance per param (variance share) beside what shuffled objectives get (95th pct)."""
+    if not items:
+        return False
+    objectives = list(dict.fromkeys(i.objective for i in items))
+    fig = _figure(5.5 * len(objectives), 0.5 + 0.45 * max(len([i for i in items if i.objective == o])
+                                                              for o in objectives) + 1.0)
+    axes = fig.subplots(1, len(objectives), squeeze=False)[0]
+    for ax, objective in zip(axes, objectives):
+        mine = sorted((i for i in items if i.objective == objective), key=lambda i: i.raw)
+        ys = range(len(mine))
+        ax.barh(ys, [i.raw for i in mine], color=["tab:blue" if i.p < 0.05 else "tab:gray" for i in mine])
+        ax.scatter([i.null95 for i in mine], ys, marker="|", s=300, color="tab:red", zorder=3,
+                   label="shuffled objectives, 95th pct")
+        ax.set_yticks(list(ys), [f"{i.param} (p={i.p:.2f})" for i in mine])
+        ax.set_xlabel("share of variance (fANOVA, unnormalised)")
+        ax.set_title(objective, fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle("parameter importance: blue = beyond what shuffled objectives get", fontsize=10)
+    fig.savefig(path)
+    return True
 
 
 def parallel_coordinates(trials: Sequence[Trial], factors: Sequence[str], objective: str, path: Path) -> int:
