@@ -73,15 +73,15 @@ def reference_rows(args) -> dict[str, list[dict]]:
         return [by_text[t][:n] if t in by_text else mean([t], [n], seed)[0] for t, n in zip(texts, lengths)]
 
     notes = load_annotations(data)
-    kw = dict(items=cfg["eval.samples"], pairs=cfg["eval.pairs"], repeats=cfg["eval.repeats"],
-              seed=cfg.seed_for("eval"), notes=notes)
+    kw = dict(items=cfg["eval.samples"], pairs=cfg["eval.pairs"], lexicon=cfg["eval.lexicon_pairs"],
+              repeats=cfg["eval.repeats"], seed=cfg.seed_for("eval"), notes=notes)
     rows = {"real": [score_sampler(real, pack, ev, "test", **kw)],
             "mean motion": [score_sampler(mean, pack, ev, "test", **kw)],
             "random clip": [score_sampler(random_clip_sampler(pack, "train", s), pack, ev, "test", **kw)
                             for s in args.seeds]}
     for name in ("real", "mean motion", "random clip"):
         rows[name] = [{k: float(v) for k, v in r.items()} for r in rows[name]]
-    rows["real"][0] = {k: v for k, v in rows["real"][0].items() if not k.startswith("probe/word_pair")}
+    rows["real"][0] = {k: v for k, v in rows["real"][0].items() if not k.startswith(("probe/word_pair", "probe/pair"))}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rows, indent=1))
     return rows

@@ -62,8 +62,8 @@ def main() -> None:
         def sample(texts, lengths, seed):
             return [post(run.pack.denormalize(s[0])) for s in gen.sample(texts, lengths, n=1, seed=seed)]
 
-        m = score_sampler(sample, run.pack, evaluator, "val", items=args.items, pairs=args.items, repeats=1,
-                          seed=run.cfg.seed_for("eval"), notes=notes)
+        m = score_sampler(sample, run.pack, evaluator, "val", items=args.items, pairs=args.items, lexicon=args.items,
+                          repeats=1, seed=run.cfg.seed_for("eval"), notes=notes)
         rows.append({**setting, **{k: m.get(k) for k in SHOWN}})
         print(setting, {k.split("/")[-1]: round(m[k], 3) for k in SHOWN if k in m}, flush=True)
     rows.sort(key=lambda r: -(r["val/eval/r_precision_top3"] or 0))

@@ -124,6 +124,8 @@ _KEYS: list[Key] = [
         "generator's rounds are gen.iterations)"),
     Key("eval.samples", int, 0, "generated test items scored by eval/* (0: every test item)"),
     Key("eval.pairs", int, 0, "minimal pairs behind probe/word_pair_acc (0: all of them)"),
+    Key("eval.lexicon_pairs", int, 512, "minimal pairs made from the split's own captions (an antonym swapped) "
+        "behind probe/pair_* (0: all of them; val uses eval.val_items)", min=0),
     Key("eval.val_items", int, 64, "size of the fixed val subset behind the per-epoch val/* objectives"),
     # downstream generator (docs/architecture.md §4)
     Key("gen.kind", str, "diffusion", "downstream generator: MDM-style diffusion, or MoMask-style masked tokens "
@@ -225,6 +227,7 @@ PROFILES: dict[str, dict[str, Any]] = {
              "eval.repeats": 2, "align.epochs": 2, "align.hidden": 32, "align.batch": 16, "align.steps": 3,
              "gen.layers": 1, "gen.hidden": 32, "gen.heads": 2, "gen.patch": 4, "gen.batch": 16, "gen.epochs": 2,
              "gen.steps": 3, "gen.diffusion_steps": 100, "eval.sampler_steps": 2, "eval.samples": 32, "eval.pairs": 8,
+             "eval.lexicon_pairs": 8,
              "eval.val_items": 32},
     "smoke": {"gen.vq_layers": 2, "gen.vq_codes": 128, "gen.vq_dim": 64, "gen.vq_width": 64, "gen.vq_depth": 1,
               "gen.vq_window": 32, "gen.vq_batch": 32, "gen.vq_epochs": 40, "gen.vq_steps": 60, "gen.vq_lr": 1e-3,
@@ -232,7 +235,8 @@ PROFILES: dict[str, dict[str, Any]] = {
               "data.num_clips": 400, "evaluator.epochs": 12, "evaluator.max_seconds": 45.0, "eval.repeats": 3,
               "align.epochs": 3, "align.steps": 6, "align.batch": 32,
               "gen.layers": 2, "gen.hidden": 64, "gen.patch": 4, "gen.batch": 32, "gen.epochs": 3, "gen.steps": 20,
-              "gen.lr": 1e-3, "eval.sampler_steps": 5, "eval.samples": 128, "eval.pairs": 64, "eval.val_items": 32},
+              "gen.lr": 1e-3, "eval.sampler_steps": 5, "eval.samples": 128, "eval.pairs": 64, "eval.val_items": 32,
+              "eval.lexicon_pairs": 64},
     "bench": {"gen.vq_layers": 4, "gen.vq_codes": 256, "gen.vq_dim": 128, "gen.vq_width": 128, "gen.vq_depth": 2,
               "gen.vq_batch": 64, "gen.vq_epochs": 40, "gen.vq_steps": 150, "gen.vq_lr": 5e-4, "gen.vq_mirror": True,
               "gen.vq_noise": 0.2,

@@ -187,12 +187,12 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     if rows_dir:
         carry_rows(rows_dir, ckpt)
 
-    def score(split: str, items: int, pairs: int, repeats: int) -> dict:
+    def score(split: str, items: int, pairs: int, repeats: int, lexicon: int) -> dict:
         return score_sampler(_sampler(gen, pack, cfg), pack, evaluator, split, items=items, pairs=pairs,
-                             repeats=repeats, seed=eval_seed, notes=notes)
+                             lexicon=lexicon, repeats=repeats, seed=eval_seed, notes=notes)
 
     def score_val(metrics: dict) -> None:
-        val = score("val", cfg["eval.val_items"], cfg["eval.val_items"], 1)
+        val = score("val", cfg["eval.val_items"], cfg["eval.val_items"], 1, cfg["eval.val_items"])
         metrics.update({k: v + cfg["debug.val_offset"] for k, v in val.items()})
         if metrics["gen/epoch"] == 1:
             metrics.update({k: v for k, v in t.metrics.items() if k not in metrics})  # the align stage's figures
@@ -216,7 +216,7 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     # 5. test scoring and artifacts; the last epoch's report carries them, so a scheduler that stops the trial at
     # that report (ASHA at max_t) loses nothing
     t1 = time.perf_counter()
-    t.metrics.update(score("test", cfg["eval.samples"], cfg["eval.pairs"], cfg["eval.repeats"]))
+    t.metrics.update(score("test", cfg["eval.samples"], cfg["eval.pairs"], cfg["eval.repeats"], cfg["eval.lexicon_pairs"]))
     t.metrics["cost/eval_seconds"] = time.perf_counter() - t1
     t.metrics["cost/trial_seconds"] = time.perf_counter() - start
     gen.save(out / "generator.pt")

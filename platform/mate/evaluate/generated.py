@@ -15,6 +15,7 @@ import numpy as np
 from mate.data.dataset import MotionDataset
 from mate.errors import UserError
 
+from . import pairs as lexicon_pairs
 from . import probes
 from .metrics import evaluate_embeddings
 from .truth import load_pairs
@@ -62,8 +63,9 @@ def _probe_accuracy(items: list[dict], motions: list[np.ndarray], notes: dict | 
 
 
 def score_sampler(sample, pack, evaluator, split: str, *, items: int = 0, pairs: int = 0, repeats: int = 20,
-                  seed: int = 0, batch: int = 64, notes: dict | None = None) -> dict[str, float]:
-    """eval/* (+ _ci95), probe/word_pair_acc*, probe/*_acc, probe/foot_skate, probe/jitter on `split`; names carry
+                  seed: int = 0, batch: int = 64, notes: dict | None = None, lexicon: int = 0) -> dict[str, float]:
+    """eval/* (+ _ci95), probe/word_pair_acc* (a corpus with minimal pairs), probe/pair_* (any dataset: `lexicon`
+    pairs from the split's captions, 0 = all), probe/*_acc, probe/foot_skate, probe/jitter on `split`; names carry
     `val/` in front when split is val (docs/architecture.md §7)."""
     chosen = fixed_items(pack, split, items, seed)
     texts, lengths = [it["text"] for it in chosen], [int(it["length"]) for it in chosen]
@@ -84,6 +86,8 @@ def score_sampler(sample, pack, evaluator, split: str, *, items: int = 0, pairs:
     found = load_pairs(pack.source, split)
     if found:
         metrics.update(probes.word_pair_accuracy(found, sample, seed, n=pairs or None, batch_size=batch))
+    every = chosen if items == 0 else fixed_items(pack, split, 0, seed)  # pairs come from every caption
+    metrics.update(lexicon_pairs.pair_accuracy(every, sample, seed, n=lexicon or None, batch_size=batch))
     prefix = "val/" if split.startswith("val") else ""
     return {prefix + k: float(v) for k, v in metrics.items()}
 

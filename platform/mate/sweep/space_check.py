@@ -48,7 +48,7 @@ def fixed_reason(name: str) -> str | None:
 # figures reported with every generator epoch (docs/architecture.md §7); `val/` + one of these may be an objective
 _EVAL = ("fid", "r_precision_top1", "r_precision_top2", "r_precision_top3", "mm_dist", "diversity")
 _PROBES = ("word_pair_acc", "word_pair_acc_comp", "turn_acc", "direction_acc", "speed_acc", "action_acc", "limb_acc",
-           "foot_skate", "jitter")
+           "foot_skate", "jitter", "pair_acc", *(f"pair_acc_{a}" for a in ("turn", "direction", "speed", "limb", "height")))
 OBJECTIVE_METRICS = tuple([f"eval/{m}" for m in _EVAL] + [f"probe/{m}" for m in _PROBES])
 _LOWER_IS_BETTER = ("eval/fid", "eval/mm_dist", "probe/foot_skate", "probe/jitter")
 
