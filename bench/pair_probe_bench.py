@@ -75,7 +75,8 @@ def main() -> None:
         a, b = (arms[x] for x in args.compare)
         print(f"\n{args.compare[0]} - {args.compare[1]}, per attribute (points): annotated, lexicon, same sign?")
         for name, ann, lex in keys:
-            d = [100 * (np.mean([r[k] for r in a if k in r]) - np.mean([r[k] for r in b if k in r])) for k in (ann, lex)]
+            d = [100 * (np.mean([r[k] for r in a if k in r]) - np.mean([r[k] for r in b if k in r]))
+                 for k in (ann, lex)]
             print(f"  {name}: {d[0]:+.1f}, {d[1]:+.1f}, {'yes' if np.sign(d[0]) == np.sign(d[1]) else 'NO'}")
 
 

@@ -34,7 +34,7 @@ def references(workspace: Path) -> dict[str, set[str]]:
             except (OSError, json.JSONDecodeError):
                 continue
             refs["packs"].add(str(info.get("dataset_hash") or ""))
-            refs["evaluators"].add(str(info.get("evaluator_sha") or ""))
+            refs["evaluators"].update(str(info.get(k) or "") for k in ("evaluator_sha", "val_evaluator_sha"))
             refs["tokenizers"].add(str(info.get("tokenizer_sha") or ""))
             if info.get("align_dir"):
                 refs["align"].add(Path(info["align_dir"]).name)

@@ -70,6 +70,8 @@ _KEYS: list[Key] = [
     Key("evaluator.seed", int, None, "seed of the scoring evaluator (unset: derived from seed)", nullable=True),
     Key("evaluator.sha", str, None, "expected sha256 of the scoring evaluator's weights; a mismatch stops the trial",
         nullable=True),
+    Key("evaluator.val_sha", str, None, "expected sha256 of the val scorer (the same recipe without the val clips, "
+        "behind val/eval/*); a mismatch stops the trial", nullable=True),
     Key("evaluator.dim", int, 128, "joint embedding size (small, so FID on a few hundred clips estimates something)"),
     Key("evaluator.hidden", int, 128, "width of the motion and text towers"),
     Key("evaluator.epochs", int, 60, "training epochs"),
@@ -218,6 +220,9 @@ _KEYS: list[Key] = [
         "matter, which `mate report` must find)"),
 ]
 KEYS: dict[str, Key] = {k.name: k for k in _KEYS}
+# why a trial (and so a sweep) refuses eval.scorer=guo: Guo's evaluator scores a folder of saved motions
+TRIAL_SCORER = ("trials score with our retrieval evaluator (eval.scorer=ours); eval.scorer=guo is for `mate evaluate` "
+                "on saved motions (mate sample, then mate evaluate --motions DIR eval.scorer=guo)")
 
 PROFILES: dict[str, dict[str, Any]] = {
     "tiny": {"gen.vq_layers": 2, "gen.vq_codes": 32, "gen.vq_dim": 16, "gen.vq_width": 32, "gen.vq_depth": 1,

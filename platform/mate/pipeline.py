@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mate.cache import content_hash, get_or_build, write_json
-from mate.config import Config, resolve
+from mate.config import TRIAL_SCORER, Config, resolve
 from mate.errors import UserError
 
 Report = Callable[[dict, "Path | None"], None]
@@ -139,7 +139,7 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     from mate.data.pack import open_pack
     from mate.data.source import resolve_dataset
     from mate.evaluate.generated import score_sampler
-    from mate.evaluate.retrieval import train_or_load
+    from mate.evaluate.retrieval import train_or_load, val_scorer
     from mate.evaluate.retrieval.train import all_captions
     from mate.evaluate.truth import load_annotations
     from mate.generate.base import make_generator
@@ -151,6 +151,8 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
 
     start = time.perf_counter()
     cfg = config if isinstance(config, Config) else resolve(dict(config))
+    if cfg["eval.scorer"] != "ours":
+        raise UserError(f"eval.scorer={cfg['eval.scorer']}: {TRIAL_SCORER}")
     if threads:
         torch.set_num_threads(threads)
     workspace = Path(workspace)
@@ -167,6 +169,10 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     if cfg["evaluator.sha"] and cfg["evaluator.sha"] != evaluator.sha:
         raise EvaluatorMismatch(f"the scoring evaluator is {evaluator.sha[:12]}, but evaluator.sha="
                                 f"{cfg['evaluator.sha'][:12]}: this trial would not be comparable with its sweep")
+    val_evaluator = val_scorer(pack, base, cfg, workspace, scorer=evaluator, progress=progress)  # never saw val
+    if cfg["evaluator.val_sha"] and cfg["evaluator.val_sha"] != val_evaluator.sha:
+        raise EvaluatorMismatch(f"the val scorer is {val_evaluator.sha[:12]}, but evaluator.val_sha="
+                                f"{cfg['evaluator.val_sha'][:12]}: this trial's objectives would not be comparable")
     tokenizer = tokenizer_stage(t, pack)
     t.metrics["cost/prepare_seconds"] = time.perf_counter() - start
 
@@ -188,7 +194,8 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
         carry_rows(rows_dir, ckpt)
 
     def score(split: str, items: int, pairs: int, repeats: int, lexicon: int) -> dict:
-        return score_sampler(_sampler(gen, pack, cfg), pack, evaluator, split, items=items, pairs=pairs,
+        scorer = val_evaluator if split == "val" else evaluator
+        return score_sampler(_sampler(gen, pack, cfg), pack, scorer, split, items=items, pairs=pairs,
                              lexicon=lexicon, repeats=repeats, seed=eval_seed, notes=notes)
 
     def score_val(metrics: dict) -> None:
@@ -216,7 +223,8 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     # 5. test scoring and artifacts; the last epoch's report carries them, so a scheduler that stops the trial at
     # that report (ASHA at max_t) loses nothing
     t1 = time.perf_counter()
-    t.metrics.update(score("test", cfg["eval.samples"], cfg["eval.pairs"], cfg["eval.repeats"], cfg["eval.lexicon_pairs"]))
+    t.metrics.update(score("test", cfg["eval.samples"], cfg["eval.pairs"], cfg["eval.repeats"],
+                           cfg["eval.lexicon_pairs"]))
     t.metrics["cost/eval_seconds"] = time.perf_counter() - t1
     t.metrics["cost/trial_seconds"] = time.perf_counter() - start
     gen.save(out / "generator.pt")
@@ -224,7 +232,8 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
         shutil.copy2(rows_dir / "aligned_rows.safetensors", out / "aligned_rows.safetensors")
         if (rows_dir / "plots").is_dir():
             shutil.copytree(rows_dir / "plots", out / "plots", dirs_exist_ok=True)
-    write_outputs(out, t.metrics, cfg.to_dict(), evaluator_sha=evaluator.sha, dataset_hash=pack.content_hash,
+    write_outputs(out, t.metrics, cfg.to_dict(), evaluator_sha=evaluator.sha, val_evaluator_sha=val_evaluator.sha,
+                  dataset_hash=pack.content_hash,
                   data_dir=str(data_dir), workspace=str(workspace), **t.info)
     report(dict(t.metrics), ckpt)
     return t.metrics

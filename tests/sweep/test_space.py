@@ -230,6 +230,9 @@ BAD = [
     ("a wrong value type in a grid",
      "profile: smoke\ngrid: {align.enabled: [yes, maybe]}\nobjective: {metric: val/eval/fid, mode: min}\n",
      r"grid.align.enabled\[1\]: config key 'align.enabled' expects bool, got str 'maybe'"),
+    ("Guo's scorer for trials", SEARCH + "constants: {eval.scorer: guo}\n",
+     r"constants.eval.scorer: trials score with our retrieval evaluator \(eval.scorer=ours\); eval.scorer=guo is "
+     r"for `mate evaluate` on saved motions"),
     ("a profile that does not exist", SEARCH.replace("profile: smoke", "profile: huge"),
      r"profile: must be one of tiny, smoke, bench, paper; got 'huge'"),
 ]

@@ -5,7 +5,8 @@ Building (`build_pairs`): every caption of the split is searched for the words o
 included: counter-clockwise, anticlockwise, forwards, leftward, ...). A caption gives at most one pair per antonym
 group, and none for a group it names twice (e.g. "left ... right", whose swap would contradict itself). `left` /
 `right` are read in context: before a limb noun (hand, arm, leg, foot, ...) they are the limb that moves; after a turn
-verb (turns, rotates, pivots, spins) or "circle" within four words, the sense of the turn; otherwise the side the body travels to.
+verb (turns, rotates, pivots, spins) or "circle" within four words, the sense of the turn; otherwise the side the
+body travels to.
 
 Scoring (`score`): text a and its twin b are sampled with the same seed and lengths; the pair is right when a reading
 of the two motions is ordered as the words say. The readings, on the whole motion, in the body's own facing frame

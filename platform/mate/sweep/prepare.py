@@ -1,9 +1,9 @@
 """The prepare stage (docs/architecture.md §8): everything the trials share, built once on the driver before any trial.
 
-The dataset (synthesized or packed), the scoring evaluator, the partition model, the segmentation + localization of
-every `segment.backend` the space uses, and the base model's text features. Trials then receive the keys that point
-at these (`pinned`): the dataset folder, both evaluator seeds and the scoring evaluator's sha, which every trial
-checks, so a trial can never score itself with a different evaluator than its siblings. With shared storage (a
+The dataset (synthesized or packed), the scoring evaluator and the val scorer (the same recipe without the val
+clips), the partition model, the segmentation + localization of every `segment.backend` the space uses, and the base
+model's text features. Trials then receive the keys that point at these (`pinned`): the dataset folder, both evaluator
+seeds and the two scorers' shas, which every trial checks, so a trial can never score itself with a different evaluator than its siblings. With shared storage (a
 cluster) the cache entries the stage used are published there in one bundle (`mate.sweep.nodes`), and LLM
 segmentations published by `mate segment --storage` are pulled in first.
 """
@@ -65,7 +65,7 @@ def _prepare(space, workspace: str | Path, data: str | None, *, progress: bool,
     from mate.config import resolve
     from mate.data.pack import open_pack
     from mate.data.source import resolve_dataset
-    from mate.evaluate.retrieval import train_or_load
+    from mate.evaluate.retrieval import train_or_load, val_scorer
     from mate.evaluate.retrieval.train import all_captions, partition_seed
     from mate.text.cached import frozen_features
     from mate.text.encoder import TextEncoder
@@ -83,6 +83,8 @@ def _prepare(space, workspace: str | Path, data: str | None, *, progress: bool,
     log(f"prepare: dataset {pack.content_hash[:12]} ({len(pack)} clips), scoring evaluator")
     evaluator = train_or_load(pack, encoder, base, workspace, seed=pinned["evaluator.seed"], progress=progress)
     pinned["evaluator.sha"] = evaluator.sha
+    log("prepare: val scorer (the scoring recipe without the val clips)")
+    pinned["evaluator.val_sha"] = val_scorer(pack, encoder, base, workspace, scorer=evaluator, progress=progress).sha
     if base["gen.kind"] == "masked" or "gen.kind" in space.varied:  # the tokenizer every masked trial shares
         from mate.generate.tokenizer import train_or_load as tokenizer_for
 

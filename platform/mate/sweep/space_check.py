@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mate.config import KEYS, PROFILES, Config, ConfigError, check_value, flatten, resolve
+from mate.config import KEYS, PROFILES, TRIAL_SCORER, Config, ConfigError, check_value, flatten, resolve
 from mate.sweep import grid as G
 from mate.sweep.grid import RESERVED, Space
 from mate.sweep.space_schema import DISTRIBUTIONS, KINDS, Objective, Param, ParamSpec, SpaceFile
@@ -48,7 +48,8 @@ def fixed_reason(name: str) -> str | None:
 # figures reported with every generator epoch (docs/architecture.md §7); `val/` + one of these may be an objective
 _EVAL = ("fid", "r_precision_top1", "r_precision_top2", "r_precision_top3", "mm_dist", "diversity")
 _PROBES = ("word_pair_acc", "word_pair_acc_comp", "turn_acc", "direction_acc", "speed_acc", "action_acc", "limb_acc",
-           "foot_skate", "jitter", "pair_acc", *(f"pair_acc_{a}" for a in ("turn", "direction", "speed", "limb", "height")))
+           "foot_skate", "jitter", "pair_acc",
+           *(f"pair_acc_{a}" for a in ("turn", "direction", "speed", "limb", "height")))
 OBJECTIVE_METRICS = tuple([f"eval/{m}" for m in _EVAL] + [f"probe/{m}" for m in _PROBES])
 _LOWER_IS_BETTER = ("eval/fid", "eval/mm_dist", "probe/foot_skate", "probe/jitter")
 
@@ -96,6 +97,8 @@ class Checker:
         for name, value in flatten(tree).items():
             self.key(f"{path}.{name}", name, varied=varied)
             out[name] = self.value(f"{path}.{name}", name, value)
+            if name == "eval.scorer" and out[name] != "ours":
+                raise self.fail(f"{path}.{name}", TRIAL_SCORER)
         return out
 
     def values(self, path: str, name: str, values: list) -> tuple:

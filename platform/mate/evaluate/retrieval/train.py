@@ -208,6 +208,31 @@ def train_or_load(pack, encoder, cfg, workspace, seed: int, progress: bool = Tru
     return load(path, pack, encoder, feats)
 
 
+def val_scorer_config(cfg, pack):
+    """The config of the evaluator that scores the val objectives: the scoring recipe on the training splits less
+    val, so that the figures that choose between trials come from a model that never saw those clips. None when the
+    scoring evaluator itself never trained on val (it then scores val as well)."""
+    from mate.config import resolve
+
+    splits = training_splits(cfg, pack)
+    if "val" not in splits:
+        return None
+    rest = [s for s in splits if s != "val"]
+    if not rest:
+        raise UserError("evaluator.splits=val: the val objectives need an evaluator that never saw val; "
+                        "train the scorer on train (or train,val)")
+    return resolve({**cfg.to_dict(), "evaluator.splits": ",".join(rest), "evaluator.sha": None})
+
+
+def val_scorer(pack, encoder, cfg, workspace, scorer: Evaluator | None = None, progress: bool = True) -> Evaluator:
+    """The evaluator behind `val/eval/*` (`val_scorer_config`), trained once and cached like the scorer."""
+    vcfg = val_scorer_config(cfg, pack)
+    if vcfg is None:
+        return scorer or train_or_load(pack, encoder, cfg, workspace, seed=cfg.seed_for("evaluator"),
+                                       progress=progress)
+    return train_or_load(pack, encoder, vcfg, workspace, seed=cfg.seed_for("evaluator"), progress=progress)
+
+
 def load(path, pack, encoder, feats: FrozenFeatures | None = None) -> Evaluator:
     from safetensors.torch import load_file
 
