@@ -4,12 +4,16 @@ TPE search, each then read back by `mate report` from MLflow (and the search's O
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 
 import optuna
 import pytest
 
 from mate.cli import main
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # two real tiny sweeps in one module fixture
 
 GRID = """
 name: planted-grid
@@ -47,7 +51,10 @@ def swept(tiny_corpus, trial_ws, tmp_path_factory):
             (root / f"{name}.yaml").write_text(text)
             assert main([cmd, str(root / f"{name}.yaml"), "--workspace", str(trial_ws), "--data", str(tiny_corpus),
                          "--quiet"]) == 0
-            assert main(["report", f"planted-{name}", "--workspace", str(trial_ws), "--out", str(root / name)]) == 0
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                assert main(["report", f"planted-{name}", "--workspace", str(trial_ws), "--out", str(root / name)]) == 0
+            (root / name / "printed.txt").write_text(printed.getvalue())
     finally:
         ray.shutdown()
         mp.undo()
@@ -72,6 +79,8 @@ def test_grid_report_finds_the_planted_knob_and_not_the_inert_one(swept):
     closing = (swept["ws"] / "sweeps" / "planted-grid" / "ablation.md").read_text()
     assert re.search(r"\| debug\.val_offset \|.*\| matters", closing)
     assert re.search(r"\| align\.sigma_scale \|.*\| within seed noise", closing)
+    printed = (swept["root"] / "grid" / "printed.txt").read_text()  # `mate report` prints the tests too
+    assert re.search(r"\| debug\.val_offset \|.*\| inf \(1, 4\) \|.*\| matters", printed)
     png = swept["root"] / "grid" / "img" / "ablation_debug.val_offset.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
 
@@ -85,5 +94,6 @@ def test_search_report_judges_optunas_importances_against_shuffles(swept):
     share = {k: float(r["importance (fANOVA)"]) for k, r in rows.items()}
     assert share["debug.val_offset"] > share["align.sigma_scale"]
     assert (swept["root"] / "search" / "img" / "importances.png").is_file()
+    assert re.search(r"\| debug\.val_offset \|.*beyond noise", (swept["root"] / "search" / "printed.txt").read_text())
     closing = (swept["ws"] / "sweeps" / "planted-search" / "importance.md").read_text()
     assert re.search(r"\| debug\.val_offset \|.*beyond noise", closing)

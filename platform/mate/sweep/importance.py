@@ -137,7 +137,8 @@ def _fit(rows: list, knobs: list[str], seed_key: str, design: str) -> list[KnobE
 
 def effects_table(effects: Sequence[KnobEffect]) -> tuple[list[str], list[list[str]]]:
     """(head, rows) for Markdown and HTML."""
-    head = ["knob", "levels", "runs", "design", "F (df)", "p", "partial η²", "spread of means", "residual SD", "verdict"]
+    head = ["knob", "levels", "runs", "design", "F (df)", "p", "partial η²", "spread of means", "residual SD",
+            "verdict"]
     rows = []
     for e in effects:
         f = "-" if e.f is None else ("inf" if math.isinf(e.f) else f"{e.f:.3g}")
@@ -221,6 +222,13 @@ def importances_table(items: Sequence[ParamImportance]) -> tuple[list[str], list
     head = ["objective", "param", "importance (fANOVA)", "variance share", "shuffled, 95th pct", "p", "verdict"]
     return head, [[i.objective, i.param, f"{i.importance:.2f}", f"{i.raw:.3f}", f"{i.null95:.3f}", f"{i.p:.2f}",
                    i.verdict] for i in items]
+
+
+def importances_markdown(items: Sequence[ParamImportance], note: str) -> str:
+    head, rows = importances_table(items)
+    lines = [f"Optuna's fANOVA importances ({note}); within noise when shuffled objectives get as much:", "",
+             "| " + " | ".join(head) + " |", "|---" * len(head) + "|", *("| " + " | ".join(r) + " |" for r in rows)]
+    return "\n".join(lines)
 
 
 def load_study(storage_url: str, name: str):

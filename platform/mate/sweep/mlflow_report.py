@@ -33,7 +33,7 @@ from pathlib import Path
 
 from mate.errors import UserError
 
-from .importance import ParamImportance, knob_effects
+from .importance import ParamImportance, effects_markdown, importances_markdown, knob_effects
 from .report_plots import (
     SECOND_CURVE,
     ablation_curve,
@@ -170,6 +170,10 @@ def _build(uri: str, experiment: str, out: str | Path | None, workspace: str | P
     importances, importance_note = _search_importances(ws, experiment)
     if importance_bars(importances, img / "importances.png"):
         images["importances"] = rel(img / "importances.png")
+    if effects:  # on the terminal too: the answer a researcher runs the report for
+        log(effects_markdown(effects, objective))
+    if importances:
+        log(importances_markdown(importances, importance_note))
 
     # 3. parallel coordinates, and the objective per epoch of every trial
     if factors and parallel_coordinates(trials, factors, objective, img / "parallel_coordinates.png"):

@@ -3,9 +3,9 @@
 The dataset (synthesized or packed), the scoring evaluator and the val scorer (the same recipe without the val
 clips), the partition model, the segmentation + localization of every `segment.backend` the space uses, and the base
 model's text features. Trials then receive the keys that point at these (`pinned`): the dataset folder, both evaluator
-seeds and the two scorers' shas, which every trial checks, so a trial can never score itself with a different evaluator than its siblings. With shared storage (a
-cluster) the cache entries the stage used are published there in one bundle (`mate.sweep.nodes`), and LLM
-segmentations published by `mate segment --storage` are pulled in first.
+seeds and the two scorers' shas, which every trial checks, so a trial can never score itself with a different
+evaluator than its siblings. With shared storage (a cluster) the cache entries the stage used are published there in
+one bundle (`mate.sweep.nodes`), and LLM segmentations published by `mate segment --storage` are pulled in first.
 """
 
 from __future__ import annotations

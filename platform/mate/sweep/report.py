@@ -100,17 +100,12 @@ def knob_tests(rows: list[dict], space, metric: str) -> str:
     return effects_markdown(effects, metric) if effects else ""
 
 
-def search_importances(study, log: Callable[[str], None] = print) -> str:
+def search_importances(study) -> str:
     """Searches: Optuna's importances on the study, each against shuffled objectives (mate.sweep.importance)."""
-    from mate.sweep.importance import importances_table, study_importances
+    from mate.sweep.importance import importances_markdown, study_importances
 
     items, note = study_importances(study)
-    if not items:
-        return f"parameter importances: {note}"
-    head, body = importances_table(items)
-    lines = [f"Optuna's fANOVA importances ({note}); within noise when shuffled objectives get as much:", "",
-             "| " + " | ".join(head) + " |", "|---" * len(head) + "|", *("| " + " | ".join(r) + " |" for r in body)]
-    return "\n".join(lines)
+    return importances_markdown(items, note) if items else f"parameter importances: {note}"
 
 
 def write_report(space, name: str, sweep_dir: Path, tracker, parent: str, *, study=None,
