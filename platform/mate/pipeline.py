@@ -27,7 +27,7 @@ CHECKPOINT_ALIGN = "align"  # the aligned rows inside a trial checkpoint, so a r
 ALIGN_STAGE_VERSION = 2  # 2: trained on mate.loop (per-epoch re-seeding)
 # keys that never change what the alignment learns (how the LLM is reached, how a crop is drawn for the generator)
 _ALIGN_IGNORES = ("segment.concurrency", "segment.max_retries", "segment.timeout", "segment.api_key_env",
-                  "evaluator.sha", "data.seed", "data.random_crop", "data.kind")
+                  "evaluator.sha", "evaluator.val_sha", "data.seed", "data.random_crop", "data.kind")
 
 
 class EvaluatorMismatch(UserError):

@@ -83,3 +83,7 @@ def test_optuna_importances_are_judged_against_shuffled_objectives():
     assert sum(i.importance for i in noise) == pytest.approx(1.0) and all(i.p > 0.1 for i in noise)
     none, note = study_importances(_study(2, planted=1.0))
     assert none == [] and "too few" in note
+    flat = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    flat.optimize(lambda t: 0 * t.suggest_float("a", 0, 1) + 0.25, n_trials=5)  # fANOVA alone would raise here
+    none, note = study_importances(flat)
+    assert none == [] and "takes one value over the 5 completed trials" in note

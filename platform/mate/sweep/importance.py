@@ -20,8 +20,6 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 ALPHA = 0.05
 PERMUTATIONS = 49  # the smallest permutation p is 1/50; a fANOVA fit takes ~0.1 s
 _ZERO = 1e-12      # a sum of squares this small (relative to the total) is exact zero up to rounding
@@ -90,6 +88,7 @@ def knob_effects(records: Sequence[Record], knobs: Sequence[str], seed_key: str 
 
 
 def _fit(rows: list, knobs: list[str], seed_key: str, design: str) -> list[KnobEffect]:
+    import numpy as np
     import pandas as pd
 
     cols = {k: f"k{i}" for i, k in enumerate(knobs)}
@@ -174,6 +173,7 @@ class ParamImportance:
 
 def study_importances(study, permutations: int = PERMUTATIONS, seed: int = 0) -> tuple[list[ParamImportance], str]:
     """(importances, note) over the study's COMPLETE trials; the note says why there are none when there are none."""
+    import numpy as np
     import optuna
     from optuna.importance import FanovaImportanceEvaluator, get_param_importances
     from optuna.trial import TrialState, create_trial
@@ -186,6 +186,9 @@ def study_importances(study, permutations: int = PERMUTATIONS, seed: int = 0) ->
     params = [k for k in params if len({repr(t.params[k]) for t in trials}) > 1]
     if not params:
         return [], "no parameter takes two values over the completed trials"
+    flat = [i for i in range(len(names)) if len({t.values[i] for t in trials}) < 2]
+    if flat:  # fANOVA has nothing to split (and raises): say so
+        return [], f"{names[flat[0]]} takes one value over the {len(trials)} completed trials: nothing to attribute"
     out: list[ParamImportance] = []
     rng = np.random.default_rng(seed)
     previous = optuna.logging.get_verbosity()

@@ -237,7 +237,10 @@ def _search_importances(ws: Path, experiment: str) -> tuple[list[ParamImportance
     study = load_study(f"sqlite:///{db}", experiment) if db.is_file() else None
     if study is None:
         return [], f"no Optuna study {experiment!r} in {db} (grids have none; a search's lives there)"
-    return study_importances(study)
+    try:
+        return study_importances(study)
+    except (RuntimeError, ValueError) as exc:
+        return [], f"Optuna's importances failed on study {experiment!r}: {exc}"
 
 
 # -- the command -------------------------------------------------------------------------------------------------------

@@ -104,7 +104,10 @@ def search_importances(study) -> str:
     """Searches: Optuna's importances on the study, each against shuffled objectives (mate.sweep.importance)."""
     from mate.sweep.importance import importances_markdown, study_importances
 
-    items, note = study_importances(study)
+    try:
+        items, note = study_importances(study)
+    except (RuntimeError, ValueError) as exc:  # a report never fails the sweep it closes
+        return f"parameter importances: not computed ({exc})"
     return importances_markdown(items, note) if items else f"parameter importances: {note}"
 
 
@@ -133,7 +136,11 @@ def write_report(space, name: str, sweep_dir: Path, tracker, parent: str, *, stu
     out: dict[str, Any] = {"rows": rows, "best": best}
     if not space.is_search:
         abl = ablation(rows, space)
-        if tests := knob_tests(rows, space, metric):
+        try:
+            tests = knob_tests(rows, space, metric)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:  # never fail the sweep it closes
+            tests = f"knob tests: not computed ({exc})"
+        if tests:
             abl += "\n\n" + tests
         (sweep_dir / "ablation.md").write_text(abl + "\n")
         log("\n" + abl)

@@ -181,7 +181,8 @@ def _train(pack, feats: FrozenFeatures, cfg, seed: int, progress: bool,
 def evaluator_dir(pack, encoder, cfg, seed: int, workspace) -> Path:
     key = content_hash({"data": pack.content_hash, "norm": pack.norm_hash, "text": encoder.folder_hash,
                         "config": {k: v for k, v in cfg.section("evaluator").items()
-                                   if k not in ("evaluator.seed", "evaluator.sha", "evaluator.max_seconds")},
+                                   if k not in ("evaluator.seed", "evaluator.sha", "evaluator.val_sha",
+                                                "evaluator.max_seconds")},
                         "seed": seed, "format": 2})  # 2: trained on mate.loop
     return Path(workspace) / "cache" / "evaluators" / key
 
