@@ -15,7 +15,8 @@ from typing import Any
 
 from ray import tune
 
-from mate.sweep.trainable import trial_params
+from mate.sweep.rerun import RERUN_TAG
+from mate.sweep.trainable import rerun_of, trial_params
 
 ARTIFACT_FILES = ("metrics.json", "run.json", "history.jsonl", "aligned_rows.safetensors")
 ARTIFACT_DIRS = ("plots", "previews")
@@ -30,8 +31,11 @@ class MlflowSweepCallback(tune.Callback):
 
     def run_of(self, trial) -> str:
         if trial.trial_id not in self.runs:
-            run = self.tracker.run(self.experiment_id, {"sweep": self.sweep, "trial_id": trial.trial_id},
-                                   name=f"{self.sweep}-{trial.trial_id}", parent_run_id=self.parent)
+            tags = {"sweep": self.sweep, "trial_id": trial.trial_id}
+            if of := rerun_of(trial.config):
+                tags[RERUN_TAG] = of
+            run = self.tracker.run(self.experiment_id, tags, name=f"{self.sweep}-{trial.trial_id}",
+                                   parent_run_id=self.parent)
             self.tracker.log_params(run, self.params(trial))
             self.runs[trial.trial_id] = run
         return self.runs[trial.trial_id]

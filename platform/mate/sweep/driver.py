@@ -193,6 +193,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     from mate.sweep.callback import MlflowSweepCallback
     from mate.sweep.prepare import prepare
     from mate.sweep.report import write_report
+    from mate.sweep.rerun import run_replicates
     from mate.sweep.space import check_resumable, load_space
     from mate.sweep.trainable import trial_function
     from mate.tracking import Tracker, default_uri
@@ -250,10 +251,25 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
         run_rel = f"{tune_rel}/run-{len(previous) + 1}"
         tuner, expected = _new_tuner(space, name, opts, trainable, storage, stopped, run_rel.rsplit("/", 1)[1],
                                      run_config, log)
-        if tuner is None:
-            report = write_report(space, name, sweep_dir, tracker, parent, study=_study(space, storage, name), log=log)
-            return _publish(report, store, opts, name, sweep_dir)
-        store.write_text(f"{run_rel}/{EXPECTED}", str(expected))
+        if tuner is not None:
+            store.write_text(f"{run_rel}/{EXPECTED}", str(expected))
+    finished = True  # a search with every sample done starts no run
+    if tuner is not None:
+        finished = fit_run(tuner, expected, space, store, run_rel, log)
+        if finished:
+            close_leftovers(tracker, experiment, name, storage, log)
+    if finished and space.rerun:
+        if opts.storage:
+            mirror_results(store, tune_rel, sweep_dir / "tune")
+        run_replicates(space, opts, store, tune_rel, trainable, run_config, sweep_dir, log)
+    if opts.storage:
+        mirror_results(store, tune_rel, sweep_dir / "tune")
+    report = write_report(space, name, sweep_dir, tracker, parent, study=_study(space, storage, name), log=log)
+    return _publish(report, store, opts, name, sweep_dir)
+
+
+def fit_run(tuner, expected: int, space, store, run_rel: str, log: Callable[[str], None]) -> bool:
+    """Run a Tune run to its end (or a signal); True, and its FINISHED marker, when every trial ended."""
     results, signalled = fit_until_stopped(tuner)
     # a run stopped by Ctrl-C or SIGTERM may show every trial it started as ended, with others never started
     finished = (not signalled and results.num_terminated + results.num_errors == len(results)
@@ -263,13 +279,9 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
         log(f"sweep: {len(errors)} trial(s) failed (first: {errors[0].error!r}); --retry-failed runs them again")
     if finished:
         store.write_text(f"{run_rel}/{FINISHED}", "")
-        close_leftovers(tracker, experiment, name, storage, log)
     else:
         log("sweep: stopped before every trial ended; the same command resumes it")
-    if opts.storage:
-        mirror_results(store, tune_rel, sweep_dir / "tune")
-    report = write_report(space, name, sweep_dir, tracker, parent, study=_study(space, storage, name), log=log)
-    return _publish(report, store, opts, name, sweep_dir)
+    return finished
 
 
 RESULT_FILES = ("params.json", "result.json", "error.txt", "metrics.json", "run.json", "process.json")

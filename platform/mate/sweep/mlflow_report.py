@@ -156,13 +156,18 @@ def _build(uri: str, experiment: str, out: str | Path | None, workspace: str | P
                  "failed" if t.status in ("FAILED", "KILLED") else "early" if t.stopped_early else "" for t in trials]
 
     # 2. ablation curves over the FINISHED runs that ran to the end (a stopped-early one stopped at another epoch)
-    curve_runs = [t for t in trials if t.status == "FINISHED" and not t.stopped_early] or \
-        [t for t in trials if t.status == "FINISHED"]
+    searched = [t for t in trials if not t.rerun_of]  # replicates get their own section
+    curve_runs = [t for t in searched if t.status == "FINISHED" and not t.stopped_early] or \
+        [t for t in searched if t.status == "FINISHED"]
     metrics = [objective] + ([SECOND_CURVE] if SECOND_CURVE != objective and any(
         SECOND_CURVE in t.metrics for t in curve_runs) else [])
     # does each knob matter beyond seed noise: a blocked ANOVA where points repeat over seeds, Optuna's importances
     # (against shuffled objectives) where the sweep was a search with a study in the workspace
-    effects = knob_effects([(t.params, t.value(objective)) for t in curve_runs], factors, SEED_KEY)
+    points = [tuple(t.params.get(k) for k in factors) for t in curve_runs]
+    replicated = len(set(points)) < len(points)  # a grid over seeds (a search samples each point once)
+    effects = (knob_effects([(t.params, t.value(objective)) for t in curve_runs], factors, SEED_KEY)
+               if replicated else [])
+    replicas = replicate_rows(trials, objective)
     notes = {e.knob: f"{e.verdict}: F={e.f:.3g}, p={e.p:.3g}" if e.p is not None else e.verdict for e in effects}
     curves = [c for c in (ablation_curve(curve_runs, f, [k for k in factors if k != f], metrics,
                                          img / f"ablation_{_safe(f)}.png", notes.get(f, "")) for f in factors)
@@ -208,7 +213,7 @@ def _build(uri: str, experiment: str, out: str | Path | None, workspace: str | P
         factors=factors, varied=varied, curves=curves, images=images, best=best, best_why=best_why,
         best_command=str((best_doc or {}).get("command") or "") if best_why.startswith("best.yaml") else "",
         config=config, best_files=[rel(p) for p in best_files], effects=effects, importances=importances,
-        importance_note=importance_note)
+        importance_note=importance_note, replicas=replicas)
     for c in curves:
         c.path = Path(rel(c.path))
     (out / "report.md").write_text(render_md(content))
@@ -227,6 +232,31 @@ def _build(uri: str, experiment: str, out: str | Path | None, workspace: str | P
         log("no parent run (mate.role=parent) in this experiment: the report is not logged to MLflow")
     log(f"wrote {report} and {out / 'report.md'}")
     return report
+
+
+def replicate_rows(trials: Sequence[Trial], objective: str) -> tuple[list[str], list[list[str]]] | None:
+    """(head, rows): each re-run search trial's single value, then its replicates' mean ± t-interval over seeds."""
+    from mate.evaluate.bootstrap import interval_text
+
+    groups: dict[str, list[Trial]] = {}
+    for t in trials:
+        if t.rerun_of:
+            groups.setdefault(t.rerun_of, []).append(t)
+    if not groups:
+        return None
+    source = {t.trial_id: t for t in trials if not t.rerun_of}
+    metrics = [objective, *[m for m in TEST_METRICS if any(m in t.metrics for t in trials)]]
+    head, rows = ["search trial", "runs", "seeds", *metrics], []
+    for of, reps in groups.items():
+        if of in source:
+            one = source[of]
+            rows.append([f"{of} (search)", "1", one.params.get(SEED_KEY, ""),
+                         *[interval_text([one.value(m)]) for m in metrics]])
+        done = [t for t in reps if t.status == "FINISHED"]
+        rows.append([f"{of} (replicates)", f"{len(done)} of {len(reps)}",
+                     ", ".join(t.params.get(SEED_KEY, "") for t in done) or "-",
+                     *[interval_text([t.value(m) for t in done]) for m in metrics]])
+    return head, rows
 
 
 def _search_importances(ws: Path, experiment: str) -> tuple[list[ParamImportance], str]:

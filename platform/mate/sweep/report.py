@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from mate.sweep.trainable import trial_params
+from mate.sweep.rerun import FOLDER as RERUN_FOLDER
+from mate.sweep.trainable import rerun_of, trial_params
 
 SHOWN = ("eval/fid", "eval/r_precision_top3", "probe/word_pair_acc", "probe/word_pair_acc_comp")
 
@@ -35,16 +36,20 @@ def _trial_id(dirname: str) -> str:
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per trial: its id, params, status, last val objective values and (finished trials) test figures."""
     rows = []
-    for params_file in sorted((sweep_dir / "tune").glob("run-*/*/params.json")):
+    files = [*sorted((sweep_dir / "tune").glob("run-*/*/params.json")),
+             *sorted((sweep_dir / "tune").glob(f"{RERUN_FOLDER}/*/params.json"))]
+    for params_file in files:
         trial_dir = params_file.parent
-        params = trial_params(json.loads(params_file.read_text()))
+        config = json.loads(params_file.read_text())
+        params = trial_params(config)
         last = _last_result(trial_dir)
         run = trial_dir / "run"
         finished = (run / "metrics.json").is_file()
         failed = (trial_dir / "error.txt").is_file()
         row = {"trial": last.get("trial_id", _trial_id(trial_dir.name)),
                "tune_run": trial_dir.parent.name, "params": params, "last": last, "run_dir": str(run),
-               "status": "finished" if finished else "failed" if failed else "stopped" if last else "no result"}
+               "status": "finished" if finished else "failed" if failed else "stopped" if last else "no result",
+               "rerun_of": rerun_of(config)}
         if finished:
             row["metrics"] = json.loads((run / "metrics.json").read_text())
             row["config"] = json.loads((run / "run.json").read_text())["config"]
@@ -88,6 +93,37 @@ def ablation(rows: list[dict], space) -> str:
     return "\n".join(lines)
 
 
+def replicates(rows: list[dict], metric: str) -> str:
+    """Searches with `rerun`: each re-run config's single search run beside the mean ± t-interval of its replicates
+    (val objective: last report; test figures: finished runs)."""
+    from mate.evaluate.bootstrap import interval_text
+
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("rerun_of"):
+            groups.setdefault(r["rerun_of"], []).append(r)
+    if not groups:
+        return ""
+    source = {r["trial"]: r for r in rows if not r.get("rerun_of")}
+    metrics = [metric, *SHOWN]
+
+    def cells(rs: list[dict]) -> list[str]:
+        return [interval_text([r["last"].get(k) if k.startswith("val/") else r.get("metrics", {}).get(k)
+                               for r in rs]) for k in metrics]
+
+    lines = ["Replicates of the best configs: the search's single run, then the mean ± t-based 95% interval over "
+             "the replicate seeds", "", "| search trial | runs | seeds | " + " | ".join(metrics) + " |",
+             "|---" * (len(metrics) + 3) + "|"]
+    for of, reps in groups.items():
+        one = source.get(of)
+        if one is not None:
+            lines.append(f"| {of} (search) | 1 | {one['params'].get('seed')} | " + " | ".join(cells([one])) + " |")
+        done = [r for r in reps if r["status"] == "finished"]
+        seeds = ", ".join(str(r["params"].get("seed")) for r in done) or "-"
+        lines.append(f"| {of} (replicates) | {len(done)} of {len(reps)} | {seeds} | " + " | ".join(cells(done)) + " |")
+    return "\n".join(lines)
+
+
 def knob_tests(rows: list[dict], space, metric: str) -> str:
     """Grids: per varied knob, whether it moves the objective beyond seed noise (mate.sweep.importance)."""
     from mate.sweep.importance import effects_markdown, knob_effects
@@ -115,7 +151,8 @@ def write_report(space, name: str, sweep_dir: Path, tracker, parent: str, *, stu
                  log: Callable[[str], None] = print) -> dict[str, Any]:
     import yaml
 
-    rows = collect(sweep_dir)
+    every = collect(sweep_dir)
+    rows = [r for r in every if not r.get("rerun_of")]  # the replicates have their own table
     metric, mode = space.metrics[0], space.modes[0]
     sign = 1 if mode == "max" else -1
     scored = [r for r in rows if r["status"] == "finished" and np.isfinite(r["last"].get(metric, np.nan))]
@@ -133,7 +170,7 @@ def write_report(space, name: str, sweep_dir: Path, tracker, parent: str, *, stu
             w.writerow([r["trial"], r["status"], *[r["params"].get(k, "") for k in varied], r["params"].get("seed"),
                         r["last"].get(metric), *[m.get(k) for k in SHOWN], r["run_dir"]])
     log(text)
-    out: dict[str, Any] = {"rows": rows, "best": best}
+    out: dict[str, Any] = {"rows": every, "best": best}
     if not space.is_search:
         abl = ablation(rows, space)
         try:
@@ -150,6 +187,10 @@ def write_report(space, name: str, sweep_dir: Path, tracker, parent: str, *, stu
         (sweep_dir / "importance.md").write_text(imp + "\n")
         log("\n" + imp)
         out["importance"] = imp
+    if reps := replicates(every, metric):
+        (sweep_dir / "replicates.md").write_text(reps + "\n")
+        log("\n" + reps)
+        out["replicates"] = reps
     if best is not None:
         info = json.loads((Path(best["run_dir"]) / "run.json").read_text())
         best_yaml = sweep_dir / "best.yaml"
@@ -162,7 +203,7 @@ def write_report(space, name: str, sweep_dir: Path, tracker, parent: str, *, stu
         if (Path(best["run_dir"]) / "generator.pt").is_file():  # the best generator only (docs/architecture.md §8)
             tracker.log_artifact(parent, Path(best["run_dir"]) / "generator.pt", "best")
         tracker.log_artifact(parent, best_yaml)
-    for f in ("results.csv", "results.md", "ablation.md", "importance.md"):
+    for f in ("results.csv", "results.md", "ablation.md", "importance.md", "replicates.md"):
         if (sweep_dir / f).is_file():
             tracker.log_artifact(parent, sweep_dir / f)
     tracker.finish(parent, "FINISHED")

@@ -76,6 +76,7 @@ class Content:
     effects: list[KnobEffect]
     importances: list[ParamImportance]
     importance_note: str
+    replicas: tuple[list[str], list[list[str]]] | None = None  # replicates of the best configs (head, rows)
 
 
 def _importance_parts(c: Content) -> list[tuple[str, object]]:
@@ -108,6 +109,8 @@ def _curve_rows(curve: Curve) -> tuple[list[str], list[list[str]]]:
             [[s or "-", v, m, txt, str(n)] for s, v, m, txt, n in curve.table])
 
 
+_REPLICAS = ("Each re-run config's single search run, then the mean ± t-based 95% interval over its replicate seeds "
+             "(the space's `rerun`): one search run is one seed's draw.")
 _NOTHING_VARIES = "No param varies across the runs except the seed: nothing to plot."
 _NO_PARALLEL = "Not enough to draw (no varied param or no run with the objective)."
 _INTERVALS = ("Test figures are `value ± ci95` (the interval over evaluation repetitions); the ablation means pool "
@@ -123,6 +126,8 @@ def render_md(c: Content) -> str:
     md += ["## Which knobs matter", ""]
     for kind, part in _importance_parts(c):
         md += [_md_table(*part) if kind == "table" else f"![importances]({part})" if kind == "image" else part, ""]
+    if c.replicas is not None:
+        md += ["## Replicates of the best configs", "", _REPLICAS, "", _md_table(*c.replicas), ""]
     md += ["## Ablation curves", ""]
     if not c.factors:
         md += [_NOTHING_VARIES, ""]
@@ -177,6 +182,8 @@ def render_html(c: Content) -> str:
     for kind, part in _importance_parts(c):
         h.append(_html_table(*part) if kind == "table" else _img(part, "importances") if kind == "image"
                  else f"<p>{_code(part)}</p>")
+    if c.replicas is not None:
+        h += ["<h2>Replicates of the best configs</h2>", f"<p>{_REPLICAS}</p>", _html_table(*c.replicas)]
     h.append("<h2>Ablation curves</h2>")
     if not c.factors:
         h.append(f"<p>{_NOTHING_VARIES}</p>")

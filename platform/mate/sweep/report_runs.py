@@ -43,6 +43,7 @@ class Trial:
     start_time: int
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    rerun_of: str = ""  # a replicate of this search trial (`mate.sweep.rerun`)
 
     @property
     def label(self) -> str:
@@ -106,7 +107,8 @@ def to_trial(run) -> Trial:
     return Trial(run_id=run.info.run_id, name=run.info.run_name or "", trial_id=tags.get("trial_id", ""),
                  status=run.info.status, stopped_early=tags.get("mate.stopped_early", "").lower() == "true",
                  error=tags.get("mate.error", ""), start_time=int(run.info.start_time or 0),
-                 params=dict(run.data.params), metrics={k: float(v) for k, v in run.data.metrics.items()})
+                 params=dict(run.data.params), metrics={k: float(v) for k, v in run.data.metrics.items()},
+                 rerun_of=tags.get("mate.rerun_of", ""))
 
 
 @contextlib.contextmanager

@@ -17,8 +17,19 @@ from typing import Any
 
 
 def trial_params(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The trial's own keys from Tune's config: a search's sampled keys and seed, or a grid point (under `trial`)."""
-    return dict(config["trial"]) if "trial" in config else dict(config)
+    """The trial's own keys from Tune's config: a search's sampled keys and seed, or a grid point or a replicate
+    (under `trial`; a replicate's marker `rerun_of` is not a key)."""
+    from mate.sweep.rerun import strip
+
+    return strip(config["trial"]) if "trial" in config else dict(config)
+
+
+def rerun_of(config: Mapping[str, Any]) -> str | None:
+    """The search trial a replicate repeats (`mate.sweep.rerun`), None for every other trial."""
+    from mate.sweep.rerun import RERUN_KEY
+
+    trial = config.get("trial")
+    return trial.get(RERUN_KEY) if isinstance(trial, Mapping) else None
 
 
 def _cpu_share(cpus: float) -> int:
