@@ -340,3 +340,22 @@ def test_importing_the_space_module_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(REPO / "platform"), "PATH": ""})
     assert out.stdout.strip() == "[]"
+
+
+def test_a_variant_replaces_the_files_setting_and_names_a_sweep_of_its_own(tmp_path):
+    plain = load_space(SPACES / "ablation_prior.yaml")
+    paper = load_space(SPACES / "ablation_prior.yaml", "paper")
+    assert (plain.name, plain.profile, plain.budget.cpus_per_trial) == ("ablation_prior", "bench", 1)
+    assert (paper.name, paper.profile, paper.data_required) == ("ablation_prior-paper", "paper", True)
+    assert (paper.budget.cpus_per_trial, paper.budget.gpus_per_trial, paper.budget.max_concurrent) == (4, 0.5, 8)
+    assert paper.constants == plain.constants and paper.points == plain.points  # merged, not replaced
+    assert list(paper.metrics) == ["val/probe/pair_acc"] and list(plain.metrics) == ["val/probe/word_pair_acc"]
+    assert paper.fingerprint() != plain.fingerprint()
+    with pytest.raises(ConfigError, match="data_required: this space runs on a real dataset; pass --data DIR"):
+        paper.trial_config(paper.trials()[0])
+    with pytest.raises(ConfigError, match=r"--variant gpu: no such variant \(this file has: paper\)"):
+        load_space(SPACES / "ablation_prior.yaml", "gpu")
+    bad = write(tmp_path, SEARCH + "variants: {big: {grid: {align.prior: [none]}}}\n")
+    with pytest.raises(ConfigError, match=r"variants.big.grid: a variant may set description, profile, "):
+        load_space(bad, "big")
+    assert load_space(bad).name == load_space(write(tmp_path, SEARCH)).name  # without --variant: the file as it is

@@ -31,7 +31,8 @@ def _options(args):
                         num_samples=args.num_samples, max_concurrent=args.max_concurrent,
                         gpus_per_trial=args.gpus_per_trial, retry_failed=args.retry_failed,
                         tracking_uri=args.tracking_uri, storage=args.storage,
-                        prepare_only=getattr(args, "prepare_only", False), progress=not args.quiet)
+                        prepare_only=getattr(args, "prepare_only", False), progress=not args.quiet,
+                        variant=args.variant)
 
 
 def _cmd_sweep(args: argparse.Namespace, grid_only: bool = False) -> int:
@@ -39,7 +40,7 @@ def _cmd_sweep(args: argparse.Namespace, grid_only: bool = False) -> int:
 
     path = _space_path(args.space)
     opts = _options(args)
-    space = load_space(path)
+    space = load_space(path, args.variant)
     if grid_only and space.is_search:
         raise UserError(f"{path}: mate ablate runs grids (grid/ofat/points); this file is a search: mate sweep {path}")
     if args.dry_run:
@@ -113,6 +114,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prepare-only", action="store_true",
                    help="run the prepare stage (and publish it to --storage), start no trial")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--variant", help="one of the space's `variants:` (e.g. paper: the real-data, GPU-sized setting)")
 
 
 def add_parsers(sub) -> None:

@@ -36,6 +36,7 @@ class SweepOptions:
     storage: str | None = None
     prepare_only: bool = False
     progress: bool = True
+    variant: str | None = None
 
 
 def _pruning_classes():
@@ -198,7 +199,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     from mate.sweep.trainable import trial_function
     from mate.tracking import Tracker, default_uri
 
-    space = load_space(space_path)
+    space = load_space(space_path, opts.variant)
     name = opts.name or space.name
     ws = Path(opts.workspace).resolve()
     store = check_inputs(opts)

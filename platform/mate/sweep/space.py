@@ -37,6 +37,8 @@ four `search`/`grid`/`ofat`/`points` is optional):
       time_budget_s: 300         # optional wall-clock cap of the sweep
       max_failures: 2            # Tune's retries of a failed trial, from its last checkpoint
     rerun: {top: 3, seeds: [1, 2, 3]}   # searches only: re-run the best configs over these replicate seeds
+    variants:                    # --variant NAME: these fields over the file's (constants, budget merged); the
+      paper: {profile: paper, data_required: true, budget: {gpus_per_trial: 0.5}}   # sweep is named <name>-NAME
 
 Rules. Every parameter is a registered config key (mate.config.KEYS) whose type fits its distribution (uniform and
 loguniform need a float key, int an int key; bool and str keys take `choice`) and every value is checked with
@@ -103,8 +105,41 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_space(path: str | Path) -> Space:
-    """Read and validate a search-space file; any problem is one `ConfigError` naming the file and the key."""
+VARIANT_FIELDS = ("description", "profile", "data_required", "constants", "budget", "seeds", "objective")
+
+
+def apply_variant(data: Mapping, variant: str | None, where: str) -> dict:
+    """The file with one of its `variants:` applied: `constants` and `budget` merged over the file's own, the other
+    fields replaced, the name suffixed (`<name>-<variant>`, a sweep of its own). Without a variant: the file as it is,
+    less its `variants:` section."""
+    data = dict(data)
+    variants = data.pop("variants", None) or {}
+    if not isinstance(variants, Mapping):
+        raise ConfigError(f"{where}: variants: expected a mapping of variant name -> fields, got "
+                          f"{type(variants).__name__}")
+    if variant is None:
+        return data
+    if variant not in variants:
+        have = ", ".join(sorted(variants)) or "none"
+        raise ConfigError(f"{where}: --variant {variant}: no such variant (this file has: {have})")
+    over = variants[variant]
+    if not isinstance(over, Mapping):
+        raise ConfigError(f"{where}: variants.{variant}: expected a mapping of fields")
+    for key in over:
+        if key not in VARIANT_FIELDS:
+            raise ConfigError(f"{where}: variants.{variant}.{key}: a variant may set {', '.join(VARIANT_FIELDS)}")
+    for key, value in over.items():
+        if key in ("constants", "budget") and isinstance(value, Mapping):
+            data[key] = {**(data.get(key) or {}), **value}
+        else:
+            data[key] = value
+    data["name"] = f"{data.get('name') or Path(where).stem}-{variant}"
+    return data
+
+
+def load_space(path: str | Path, variant: str | None = None) -> Space:
+    """Read and validate a search-space file (with one of its `variants:` applied); any problem is one `ConfigError`
+    naming the file and the key."""
     path = Path(path)
     where = str(path)
     try:
@@ -118,6 +153,7 @@ def load_space(path: str | Path) -> Space:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping (profile, objective, search or grid, ...), "
                           f"got {type(data).__name__}")
+    data = apply_variant(data, variant, where)
     single = isinstance(data.get("objective"), Mapping)  # one {metric, mode}, not a list: no [0] in messages
     try:
         spec = SpaceFile.model_validate(data)
