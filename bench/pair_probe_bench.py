@@ -25,7 +25,7 @@ def score_run(run_dir: Path, threads: int) -> dict[str, float]:
         return json.loads(out.read_text())
     import torch
 
-    from mate.evaluate.generated import fixed_items
+    from mate.evaluate.generated import ITEMS_SEED, fixed_items
     from mate.evaluate.pairs import pair_accuracy
     from mate.generate.cleanup import postprocess
     from mate.pipeline import load_run
@@ -37,9 +37,9 @@ def score_run(run_dir: Path, threads: int) -> dict[str, float]:
     def sample(texts, lengths, seed):
         return [post(run.pack.denormalize(s[0])) for s in run.generator.sample(texts, lengths, n=1, seed=seed)]
 
-    items = fixed_items(run.pack, "test", 0, run.cfg.seed_for("eval"))
+    items = fixed_items(run.pack, "test", 0, ITEMS_SEED)
     got = pair_accuracy(items, sample, run.cfg.seed_for("eval"), n=run.cfg["eval.lexicon_pairs"] or None,
-                        batch_size=64)
+                        batch_size=64, subset_seed=ITEMS_SEED)
     out.write_text(json.dumps(got, indent=1))
     return got
 

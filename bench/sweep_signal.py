@@ -1,10 +1,10 @@
 """Does a sweep's objective separate its configs? The spread between its trials against the spread between seeds of
 one config, for every val figure the trials report (issue 25: "the default sweep's objective must have signal").
 
-    python bench/sweep_signal.py --workspace W [--space search_spaces/smoke.yaml] [--seeds 1 2 3] [key=value ...]
+    python bench/sweep_signal.py --workspace W [--space search_spaces/smoke.yaml] [--seeds 1 2 3] [--set key=value]
 
 Runs the space as it is plus `rerun: {top: 1, seeds: SEEDS}` (the best config again over those seeds), under the name
-`<space>-signal` (extra `key=value` words become constants), then reads every trial's per-epoch history. Per val
+`<space>-signal` (each `--set key=value` becomes a constant), then reads every trial's per-epoch history. Per val
 figure and per epoch that every trial reached: SD over the search's trials (between configs) and SD over the
 replicates (between seeds), and their ratio; > 1 means the configs differ by more than a seed moves one of them.
 Writes signal.md into the sweep's folder.
@@ -26,7 +26,8 @@ def main() -> None:
     ap.add_argument("--workspace", type=Path, required=True)
     ap.add_argument("--space", type=Path, default=Path("search_spaces/smoke.yaml"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("overrides", nargs="*", help="constants, key=value")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a constant of the measured space (repeatable)")
     args = ap.parse_args()
     import numpy as np
 

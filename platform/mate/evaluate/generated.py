@@ -21,6 +21,9 @@ from .metrics import evaluate_embeddings
 from .truth import load_pairs
 
 MIN_ITEMS = 32  # R-Precision ranks among 32
+# which items and pairs are scored never depends on the trial's seed: every trial of a sweep (a search gives each its
+# own seed) is scored on the same subset, so configs are compared on the same items; the seed only drives sampling
+ITEMS_SEED = 0
 
 
 def fixed_items(pack, split: str, n: int = 0, seed: int = 0) -> list[dict]:
@@ -67,7 +70,7 @@ def score_sampler(sample, pack, evaluator, split: str, *, items: int = 0, pairs:
     """eval/* (+ _ci95), probe/word_pair_acc* (a corpus with minimal pairs), probe/pair_* (any dataset: `lexicon`
     pairs from the split's captions, 0 = all), probe/*_acc, probe/foot_skate, probe/jitter on `split`; names carry
     `val/` in front when split is val (docs/architecture.md §7)."""
-    chosen = fixed_items(pack, split, items, seed)
+    chosen = fixed_items(pack, split, items, ITEMS_SEED)
     texts, lengths = [it["text"] for it in chosen], [int(it["length"]) for it in chosen]
     raw = sample_in_chunks(sample, texts, lengths, seed, batch)
     for m, n in zip(raw, lengths):
@@ -85,9 +88,11 @@ def score_sampler(sample, pack, evaluator, split: str, *, items: int = 0, pairs:
     metrics.update(_probe_accuracy(chosen, raw, notes))
     found = load_pairs(pack.source, split)
     if found:
-        metrics.update(probes.word_pair_accuracy(found, sample, seed, n=pairs or None, batch_size=batch))
-    every = chosen if items == 0 else fixed_items(pack, split, 0, seed)  # pairs come from every caption
-    metrics.update(lexicon_pairs.pair_accuracy(every, sample, seed, n=lexicon or None, batch_size=batch))
+        metrics.update(probes.word_pair_accuracy(found, sample, seed, n=pairs or None, batch_size=batch,
+                                                 subset_seed=ITEMS_SEED))
+    every = chosen if items == 0 else fixed_items(pack, split, 0, ITEMS_SEED)  # pairs come from every caption
+    metrics.update(lexicon_pairs.pair_accuracy(every, sample, seed, n=lexicon or None, batch_size=batch,
+                                               subset_seed=ITEMS_SEED))
     prefix = "val/" if split.startswith("val") else ""
     return {prefix + k: float(v) for k, v in metrics.items()}
 

@@ -187,11 +187,12 @@ def score(pairs: Sequence[dict], motions_a: Sequence, motions_b: Sequence) -> di
 
 
 def pair_accuracy(items: Sequence[dict], sample, seed: int, n: int | None = None,
-                  batch_size: int | None = None) -> dict[str, float]:
-    """Build the split's pairs from its (id, text, length) items and score a sampler on them. As
+                  batch_size: int | None = None, subset_seed: int | None = None) -> dict[str, float]:
+    """Build the split's pairs from its (id, text, length) items (a subset of n chosen by `subset_seed`, else
+    `seed`) and score a sampler on them. As
     `probes.word_pair_accuracy`: all text_a in one call and all text_b in another with the same lengths and seed,
     chunk k with seed + k."""
-    chosen = build_pairs(items, n, seed)
+    chosen = build_pairs(items, n, seed if subset_seed is None else subset_seed)
     size = batch_size or max(len(chosen), 1)
     motions: dict[str, list] = {"text_a": [], "text_b": []}
     for k, start in enumerate(range(0, len(chosen), size)):

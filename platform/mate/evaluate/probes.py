@@ -411,17 +411,17 @@ def select_pairs(pairs: Iterable[dict], n: int | None = None, seed: int = 0) -> 
 
 
 def word_pair_accuracy(pairs: Iterable[dict], sample: Sampler, seed: int, n: int | None = None,
-                       batch_size: int | None = None) -> dict[str, float]:
+                       batch_size: int | None = None, subset_seed: int | None = None) -> dict[str, float]:
     """`probe/word_pair_acc`, `probe/word_pair_acc_comp` and `probe/word_pair_acc_{turn,direction,speed,limb}`.
 
     pairs: minimal pairs (prompts/minimal_pairs.jsonl); only antonym pairs count, capped to `n` (a subset chosen
-    by `seed`). sample(texts, lengths, seed) -> one (T, 263) motion per text. All text_a go in one call and all
-    text_b in another with the same lengths and seed, so the two captions of a pair sit at the same position of
+    by `subset_seed`, else `seed`). sample(texts, lengths, seed) -> one (T, 263) motion per text. All text_a go in
+    one call and all text_b in another with the same lengths and seed, so the two captions of a pair sit at the same position of
     equal-seeded calls (a sampler that draws its noise per position gives them the same noise); `batch_size`
     splits both into chunks, chunk k sampled with seed + k. Chance is 25% for a two-valued attribute; `_comp` is
     over compositional pairs only (NaN when there are none); per-attribute figures only for attributes present.
     """
-    chosen = select_pairs(pairs, n, seed)
+    chosen = select_pairs(pairs, n, seed if subset_seed is None else subset_seed)
     size = batch_size or max(len(chosen), 1)
     motions_a: list = []
     motions_b: list = []
