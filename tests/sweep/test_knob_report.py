@@ -1,6 +1,8 @@
-"""Knob importance end to end on `tiny`: real trials on a local Ray, a knob planted to matter (`debug.val_offset`, added
-to every val figure) beside one without effect (`align.sigma_scale` with the alignment off). A grid over seeds and a
-TPE search, each then read back by `mate report` from MLflow (and the search's Optuna study)."""
+"""The platform's answers end to end on `tiny`: real trials on a local Ray, a knob planted to matter
+(`debug.val_offset`, added to every val figure) beside one without effect (`align.sigma_scale` with the alignment
+off). A grid over seeds and a TPE search, each read back by `mate report` from MLflow (and the search's Optuna study);
+the search's best config re-runs over replicate seeds (`rerun`) as children of the same parent, and calling the
+finished search again runs nothing twice."""
 
 from __future__ import annotations
 
@@ -35,13 +37,22 @@ search:
   align.sigma_scale: {loguniform: [0.25, 4.0]}
 objective: {metric: val/eval/r_precision_top3, mode: max}
 budget: {num_samples: 10, max_epochs: 1, grace_period: 1, cpus_per_trial: 1, max_concurrent: 2}
+rerun: {top: 1, seeds: [7, 8]}
 """
 
 
 @pytest.fixture(scope="module")
 def swept(tiny_corpus, trial_ws, tmp_path_factory):
     import ray
+    from mlflow.tracking import MlflowClient
 
+    client = MlflowClient(f"sqlite:///{trial_ws / 'mlflow.db'}")
+
+    def children():
+        exp = client.get_experiment_by_name("planted-search")
+        return [r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+
+    runs = {}
     root = tmp_path_factory.mktemp("planted")
     mp = pytest.MonkeyPatch()
     mp.setenv("RAY_AUTH_MODE", "disabled")
@@ -49,8 +60,13 @@ def swept(tiny_corpus, trial_ws, tmp_path_factory):
     try:
         for name, text, cmd in (("grid", GRID, "ablate"), ("search", SEARCH, "sweep")):
             (root / f"{name}.yaml").write_text(text)
-            assert main([cmd, str(root / f"{name}.yaml"), "--workspace", str(trial_ws), "--data", str(tiny_corpus),
-                         "--quiet"]) == 0
+            argv = [cmd, str(root / f"{name}.yaml"), "--workspace", str(trial_ws), "--data", str(tiny_corpus),
+                    "--quiet"]
+            assert main(argv) == 0
+            if name == "search":
+                runs["first"] = children()
+                assert main(argv) == 0  # finished, replicates included: nothing runs again
+                runs["second"] = children()
             printed = io.StringIO()
             with contextlib.redirect_stdout(printed):
                 assert main(["report", f"planted-{name}", "--workspace", str(trial_ws), "--out", str(root / name)]) == 0
@@ -58,7 +74,7 @@ def swept(tiny_corpus, trial_ws, tmp_path_factory):
     finally:
         ray.shutdown()
         mp.undo()
-    return {"ws": trial_ws, "root": root}
+    return {"ws": trial_ws, "root": root, **runs}
 
 
 def _knob_rows(md: str) -> dict[str, dict[str, str]]:
@@ -97,3 +113,29 @@ def test_search_report_judges_optunas_importances_against_shuffles(swept):
     assert re.search(r"\| debug\.val_offset \|.*beyond noise", (swept["root"] / "search" / "printed.txt").read_text())
     closing = (swept["ws"] / "sweeps" / "planted-search" / "importance.md").read_text()
     assert re.search(r"\| debug\.val_offset \|.*beyond noise", closing)
+
+
+def test_the_best_config_reruns_over_the_replicate_seeds_as_children_of_the_same_parent(swept):
+    runs = swept["first"]
+    search = [r for r in runs if "mate.rerun_of" not in r.data.tags]
+    reps = [r for r in runs if "mate.rerun_of" in r.data.tags]
+    assert len(search) == 10 and len(reps) == 2
+    assert len({r.data.tags["mlflow.parentRunId"] for r in runs}) == 1
+    objective = "val/eval/r_precision_top3"
+    best = max(search, key=lambda r: r.data.metrics[objective])
+    assert {r.data.tags["mate.rerun_of"] for r in reps} == {best.data.tags["trial_id"]}
+    assert sorted(r.data.params["seed"] for r in reps) == ["7", "8"]
+    for r in reps:  # the same config, only the seed differs
+        for key in ("debug.val_offset", "align.sigma_scale"):
+            assert r.data.params[key] == best.data.params[key]
+        assert r.info.status == "FINISHED" and objective in r.data.metrics
+    assert len(swept["second"]) == 12  # the second call ran nothing again
+
+
+def test_the_closing_table_and_the_report_show_the_replicates_interval(swept):
+    closing = (swept["ws"] / "sweeps" / "planted-search" / "replicates.md").read_text()
+    assert re.search(r"\(search\) \| 1 \| ", closing)
+    assert re.search(r"\(replicates\) \| 2 of 2 \| 7, 8 \| \d\.\d{3} ± \d\.\d{3} \|", closing)
+    md = (swept["root"] / "search" / "report.md").read_text()
+    block = md.split("## Replicates of the best configs", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"\(replicates\) \| 2 of 2 \| 7, 8 \| \d\.\d{3} ± \d\.\d{3} \|", block)
