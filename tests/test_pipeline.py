@@ -113,6 +113,9 @@ def test_a_generator_only_change_reuses_the_alignment(first, tiny_corpus, ws):
     base = cfg(tiny_corpus)
     key = align_key(base, "d", "e")
     assert align_key(cfg(tiny_corpus, gen__lr=3e-3, gen__cond="tokens", eval__samples=64), "d", "e") == key
+    # what a sweep pins for its scorers (mate train leaves them unset): the same alignment, reused both ways
+    pinned = {"evaluator__seed": base.seed_for("evaluator"), "evaluator__sha": "a" * 64, "evaluator__val_sha": "b" * 64}
+    assert align_key(cfg(tiny_corpus, **pinned), "d", "e") == key
     for change in ({"align__sigma_scale": 0.5}, {"seed": 1}, {"segment__backend": "truth"}, {"evaluator__dim": 16}):
         assert align_key(cfg(tiny_corpus, **change), "d", "e") != key, change
     assert align_key(base, "other-data", "e") != key and align_key(base, "d", "other-encoder") != key

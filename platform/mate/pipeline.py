@@ -25,9 +25,10 @@ Report = Callable[[dict, "Path | None"], None]
 HISTORY = "history.jsonl"  # one line per generator epoch: what `report` was given
 CHECKPOINT_ALIGN = "align"  # the aligned rows inside a trial checkpoint, so a resume on another machine skips them
 ALIGN_STAGE_VERSION = 2  # 2: trained on mate.loop (per-epoch re-seeding)
-# keys that never change what the alignment learns (how the LLM is reached, how a crop is drawn for the generator)
+# keys that never change what the alignment learns (how the LLM is reached, how a crop is drawn for the generator,
+# which scoring evaluator a sweep pins: the alignment reads the partition model, keyed by align.partition_seed)
 _ALIGN_IGNORES = ("segment.concurrency", "segment.max_retries", "segment.timeout", "segment.api_key_env",
-                  "evaluator.sha", "evaluator.val_sha", "data.seed", "data.random_crop", "data.kind")
+                  "evaluator.seed", "evaluator.sha", "evaluator.val_sha", "data.seed", "data.random_crop", "data.kind")
 
 
 class EvaluatorMismatch(UserError):
