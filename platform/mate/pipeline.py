@@ -130,6 +130,13 @@ def _sampler(gen, pack, cfg: Mapping[str, Any]):
     return sample
 
 
+def _check_pinned(cfg: Config, key: str, sha: str, what: str, whose: str) -> None:
+    """A sweep pins each scorer's sha (`key`): a trial that would score with another one stops before training."""
+    if cfg[key] and cfg[key] != sha:
+        raise EvaluatorMismatch(f"{what} is {sha[:12]}, but {key}={cfg[key][:12]}: {whose} would not be comparable "
+                                "with its sweep")
+
+
 def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_dir: str | Path | None = None, *,
               workspace: str | Path = "mate-runs", out: str | Path | None = None, threads: int | None = None,
               progress: bool = False, log: Callable[[str], None] = print) -> dict[str, float]:
@@ -167,13 +174,9 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     pack = open_pack(data_dir, workspace, progress=progress)
     base = TextEncoder.load(cfg["encoder.path"], cfg["encoder.family"])
     evaluator = train_or_load(pack, base, cfg, workspace, seed=cfg.seed_for("evaluator"), progress=progress)
-    if cfg["evaluator.sha"] and cfg["evaluator.sha"] != evaluator.sha:
-        raise EvaluatorMismatch(f"the scoring evaluator is {evaluator.sha[:12]}, but evaluator.sha="
-                                f"{cfg['evaluator.sha'][:12]}: this trial would not be comparable with its sweep")
+    _check_pinned(cfg, "evaluator.sha", evaluator.sha, "the scoring evaluator", "this trial")
     val_evaluator = val_scorer(pack, base, cfg, workspace, scorer=evaluator, progress=progress)  # never saw val
-    if cfg["evaluator.val_sha"] and cfg["evaluator.val_sha"] != val_evaluator.sha:
-        raise EvaluatorMismatch(f"the val scorer is {val_evaluator.sha[:12]}, but evaluator.val_sha="
-                                f"{cfg['evaluator.val_sha'][:12]}: this trial's objectives would not be comparable")
+    _check_pinned(cfg, "evaluator.val_sha", val_evaluator.sha, "the val scorer", "this trial's objectives")
     tokenizer = tokenizer_stage(t, pack)
     t.metrics["cost/prepare_seconds"] = time.perf_counter() - start
 

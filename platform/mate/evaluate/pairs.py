@@ -31,6 +31,8 @@ import numpy as np
 
 from mate.data.synth import rules
 
+from .probes import joints, sample_pairs
+
 ATTRIBUTES = ("turn", "direction", "speed", "limb", "height")
 
 # antonym groups: word -> (its antonym, the pole it names); the first pole is the one whose reading is larger
@@ -135,8 +137,6 @@ def _travel(f: np.ndarray, axis: int) -> float:
 
 
 def _speed(f: np.ndarray) -> float:
-    from .probes import joints
-
     j = joints(f)
     return float(np.linalg.norm(np.diff(j, axis=0), axis=-1).mean() * rules.FPS) if len(j) > 1 else 0.0
 
@@ -147,8 +147,6 @@ def _limb(f: np.ndarray, left: int, right: int) -> float:
 
 
 def _height(f: np.ndarray) -> float:
-    from .probes import joints
-
     return float(joints(f)[:, [0, 20, 21], 1].mean())
 
 
@@ -189,18 +187,6 @@ def score(pairs: Sequence[dict], motions_a: Sequence, motions_b: Sequence) -> di
 def pair_accuracy(items: Sequence[dict], sample, seed: int, n: int | None = None,
                   batch_size: int | None = None, subset_seed: int | None = None) -> dict[str, float]:
     """Build the split's pairs from its (id, text, length) items (a subset of n chosen by `subset_seed`, else
-    `seed`) and score a sampler on them. As
-    `probes.word_pair_accuracy`: all text_a in one call and all text_b in another with the same lengths and seed,
-    chunk k with seed + k."""
+    `seed`) and score a sampler on them, sampled as `probes.word_pair_accuracy` samples (`probes.sample_pairs`)."""
     chosen = build_pairs(items, n, seed if subset_seed is None else subset_seed)
-    size = batch_size or max(len(chosen), 1)
-    motions: dict[str, list] = {"text_a": [], "text_b": []}
-    for k, start in enumerate(range(0, len(chosen), size)):
-        chunk = chosen[start:start + size]
-        lengths = [p["length"] for p in chunk]
-        for key, out in motions.items():
-            got = list(sample([p[key] for p in chunk], list(lengths), seed + k))
-            if len(got) != len(chunk):
-                raise ValueError(f"the sampler returned {len(got)} motions for {len(chunk)} texts")
-            out.extend(got)
-    return score(chosen, motions["text_a"], motions["text_b"])
+    return score(chosen, *sample_pairs(chosen, sample, seed, batch_size))

@@ -63,6 +63,7 @@ __all__ = [
     "probe_accuracy",
     "probe_segment",
     "read_action",
+    "sample_pairs",
     "score_pairs",
     "select_pairs",
     "skating_ratio",
@@ -416,12 +417,20 @@ def word_pair_accuracy(pairs: Iterable[dict], sample: Sampler, seed: int, n: int
 
     pairs: minimal pairs (prompts/minimal_pairs.jsonl); only antonym pairs count, capped to `n` (a subset chosen
     by `subset_seed`, else `seed`). sample(texts, lengths, seed) -> one (T, 263) motion per text. All text_a go in
-    one call and all text_b in another with the same lengths and seed, so the two captions of a pair sit at the same position of
-    equal-seeded calls (a sampler that draws its noise per position gives them the same noise); `batch_size`
-    splits both into chunks, chunk k sampled with seed + k. Chance is 25% for a two-valued attribute; `_comp` is
+    one call and all text_b in another with the same lengths and seed, so the two captions of a pair sit at the same
+    position of equal-seeded calls (a sampler that draws its noise per position gives them the same noise);
+    `batch_size` splits both into chunks, chunk k sampled with seed + k (`sample_pairs`). Chance is 25% for a two-valued attribute; `_comp` is
     over compositional pairs only (NaN when there are none); per-attribute figures only for attributes present.
     """
     chosen = select_pairs(pairs, n, seed if subset_seed is None else subset_seed)
+    return _summary(chosen, score_pairs(chosen, *sample_pairs(chosen, sample, seed, batch_size)))
+
+
+def sample_pairs(chosen: Sequence[dict], sample: Sampler, seed: int,
+                 batch_size: int | None = None) -> tuple[list, list]:
+    """(motions for text_a, motions for text_b) of minimal pairs (`text_a`, `text_b`, `length`): in chunks of
+    `batch_size` (all at once without), chunk k's text_a and text_b sampled in two calls with seed + k, so a pair's
+    two captions share their position and noise. Every pair probe samples through here."""
     size = batch_size or max(len(chosen), 1)
     motions_a: list = []
     motions_b: list = []
@@ -433,7 +442,7 @@ def word_pair_accuracy(pairs: Iterable[dict], sample: Sampler, seed: int, n: int
             if len(got) != len(chunk):
                 raise ValueError(f"the sampler returned {len(got)} motions for {len(chunk)} texts")
             out.extend(got)
-    return _summary(chosen, score_pairs(chosen, motions_a, motions_b))
+    return motions_a, motions_b
 
 
 # ------------------------------------------------------------------------------------------------- plausibility

@@ -164,12 +164,9 @@ def _study_counts(storage, name: str) -> dict[str, int]:
 
 def _study(space, storage, name: str):
     """A search's Optuna study (for its importances in the closing report); None for grids."""
-    import optuna
+    from mate.sweep.importance import load_study
 
-    try:
-        return optuna.load_study(study_name=name, storage=storage) if space.is_search else None
-    except KeyError:
-        return None
+    return load_study(storage, name) if space.is_search else None
 
 
 def _named_study(space, storage, name: str) -> None:

@@ -234,11 +234,11 @@ def importances_markdown(items: Sequence[ParamImportance], note: str) -> str:
     return "\n".join(lines)
 
 
-def load_study(storage_url: str, name: str):
-    """The sweep's Optuna study, or None when that storage has no study of that name."""
+def load_study(storage, name: str):
+    """The sweep's Optuna study, or None when that storage (a URL or an Optuna storage) has no study of that name."""
     import optuna
 
     try:
-        return optuna.load_study(study_name=name, storage=storage_url)
+        return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         return None

@@ -129,9 +129,12 @@ def knob_tests(rows: list[dict], space, metric: str) -> str:
     from mate.sweep.importance import effects_markdown, knob_effects
 
     knobs = [k for k in space.varied if k != "seed"]
-    finished = [r for r in rows if r["status"] == "finished"]
-    records = [({**{k: str(space.trial_config(r["params"])[k]) for k in knobs}, "seed": str(r["params"].get("seed"))},
-                r["last"].get(metric)) for r in finished]
+    records = []
+    for r in rows:
+        if r["status"] == "finished":  # an ofat point names only its changed key: the others take the base's value
+            cfg = space.trial_config(r["params"])
+            records.append(({**{k: str(cfg[k]) for k in knobs}, "seed": str(r["params"].get("seed"))},
+                            r["last"].get(metric)))
     effects = knob_effects(records, knobs)
     return effects_markdown(effects, metric) if effects else ""
 
