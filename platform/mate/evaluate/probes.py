@@ -419,8 +419,9 @@ def word_pair_accuracy(pairs: Iterable[dict], sample: Sampler, seed: int, n: int
     by `subset_seed`, else `seed`). sample(texts, lengths, seed) -> one (T, 263) motion per text. All text_a go in
     one call and all text_b in another with the same lengths and seed, so the two captions of a pair sit at the same
     position of equal-seeded calls (a sampler that draws its noise per position gives them the same noise);
-    `batch_size` splits both into chunks, chunk k sampled with seed + k (`sample_pairs`). Chance is 25% for a two-valued attribute; `_comp` is
-    over compositional pairs only (NaN when there are none); per-attribute figures only for attributes present.
+    `batch_size` splits both into chunks, chunk k sampled with seed + k (`sample_pairs`). Chance is 25% for a
+    two-valued attribute; `_comp` is over compositional pairs only (NaN when there are none); per-attribute figures
+    only for attributes present.
     """
     chosen = select_pairs(pairs, n, seed if subset_seed is None else subset_seed)
     return _summary(chosen, score_pairs(chosen, *sample_pairs(chosen, sample, seed, batch_size)))
