@@ -26,10 +26,13 @@ def _options(args):
     if g is not None and (g < 0 or (g > 1 and not float(g).is_integer())):
         raise UserError(f"--gpus-per-trial {g:g}: a fraction of one GPU (0.5 packs two trials a GPU) or a whole "
                         "number of GPUs")
+    if args.cpus_per_trial is not None and args.cpus_per_trial < 1:
+        raise UserError(f"--cpus-per-trial {args.cpus_per_trial}: at least 1")
 
     return SweepOptions(workspace=Path(args.workspace), name=args.name, data=args.data, address=args.address,
                         num_samples=args.num_samples, max_concurrent=args.max_concurrent,
-                        gpus_per_trial=args.gpus_per_trial, retry_failed=args.retry_failed,
+                        gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial,
+                        retry_failed=args.retry_failed,
                         tracking_uri=args.tracking_uri, storage=args.storage,
                         prepare_only=getattr(args, "prepare_only", False), progress=not args.quiet,
                         variant=args.variant)
@@ -107,7 +110,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                                      "path, or s3://bucket/prefix (needed on a cluster of several nodes)")
     p.add_argument("--num-samples", type=int, help="total trials of a search (more than done: extends it)")
     p.add_argument("--max-concurrent", type=int)
-    p.add_argument("--gpus-per-trial", type=float, help="e.g. 0.5 packs two trials a GPU (CPU when none)")
+    p.add_argument("--gpus-per-trial", type=float, help="e.g. 0.5 packs two trials a GPU (CPU when a local run has "
+                                                        "none; a cluster waits for its GPU workers)")
+    p.add_argument("--cpus-per-trial", type=int, help="CPUs a trial asks for (default: the space's budget); with a "
+                                                      "GPU share it must let the trials pack on the worker type")
     p.add_argument("--tracking-uri", help="MLflow store (default sqlite:///<workspace>/mlflow.db)")
     p.add_argument("--retry-failed", action="store_true", help="restore and re-run failed trials")
     p.add_argument("--dry-run", action="store_true", help="print the trials and the estimated cost, run nothing")

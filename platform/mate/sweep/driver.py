@@ -31,6 +31,7 @@ class SweepOptions:
     num_samples: int | None = None
     max_concurrent: int | None = None
     gpus_per_trial: float | None = None
+    cpus_per_trial: int | None = None
     retry_failed: bool = False
     tracking_uri: str | None = None
     storage: str | None = None
@@ -189,6 +190,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     from ray import tune
 
     from mate.sweep.callback import MlflowSweepCallback
+    from mate.sweep.placement import check_packing, cluster_worker_types, trial_gpus
     from mate.sweep.prepare import prepare
     from mate.sweep.report import write_report
     from mate.sweep.rerun import run_replicates
@@ -208,17 +210,18 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     ident.write_text(json.dumps(space.identity(), indent=1, sort_keys=True))
 
     connect(opts.address, shared_storage=opts.storage is not None)
+    budget = space.budget
+    cpus = float(opts.cpus_per_trial or budget.cpus_per_trial)
+    gpus = trial_gpus(float(opts.gpus_per_trial if opts.gpus_per_trial is not None else budget.gpus_per_trial),
+                      on_cluster=opts.address is not None, cluster_gpus=ray.cluster_resources().get("GPU", 0), log=log)
+    if opts.address is not None:
+        for note in check_packing(cpus, gpus, *cluster_worker_types()):
+            log(f"sweep: {note}")
     pinned, shipped = prepare(space, ws, opts.data, storage=store if opts.storage else None,
                               progress=opts.progress, log=log)
     if opts.prepare_only:
         return {"pinned": pinned, "shipped": shipped}
 
-    budget = space.budget
-    cpus = float(budget.cpus_per_trial)
-    gpus = float(opts.gpus_per_trial if opts.gpus_per_trial is not None else budget.gpus_per_trial)
-    if gpus > 0 and ray.cluster_resources().get("GPU", 0) == 0:
-        log(f"sweep: no GPU in the cluster: trials run on CPU (asked for {gpus} GPU each)")
-        gpus = 0.0
     trainable = tune.with_resources(
         tune.with_parameters(trial_function, space=space, workspace=str(ws), pinned=pinned, cpus=cpus, gpus=gpus,
                              shipped=shipped),

@@ -31,7 +31,7 @@ def oom_message(share: float) -> str:
     packed = f"{share:g} GPU per trial ({round(1 / share)} a GPU)" if 0 < share < 1 else f"{share:g} GPU per trial"
     bigger = min(1.0, share * 2) if share < 1 else share
     return (f"CUDA out of memory with {packed}: this trial needs more than its share of the GPU's memory; lower the "
-            f"packing (--gpus-per-trial {bigger:g} or resources.gpus_per_trial in the space) or shrink gen.batch")
+            f"packing (--gpus-per-trial {bigger:g} or budget.gpus_per_trial in the space) or shrink gen.batch")
 
 
 class GpuMonitor:

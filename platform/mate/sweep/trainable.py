@@ -75,6 +75,7 @@ def trial_function(config: Mapping[str, Any], *, space, workspace: str, pinned: 
             "pid": os.getpid(), "niceness": os.nice(0), "mlflow_imported": "mlflow" in sys.modules,
             "mate_file": mate.__file__,
             "node_id": ray.get_runtime_context().get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "started": started, "reported": time.time()}))
         clean = {k: float(v) for k, v in {**metrics, **gpu.sample()}.items() if isinstance(v, (int, float))}
         clean["run_dir"] = str(out)  # type: ignore[assignment]  # the callback finds the artifacts here
