@@ -7,6 +7,18 @@ import os
 import signal
 import time
 
+from mate.localnet import free_port
+
+# ports `ray start` would otherwise take at their defaults, which another Ray on the machine may hold (the head's job
+# agent then never registers: "No available agent to submit job")
+NODE_PORTS = ("--dashboard-agent-listen-port", "--metrics-export-port", "--dashboard-agent-grpc-port",
+              "--runtime-env-agent-port")
+
+
+def free_port_flags(head: bool = False) -> list[str]:
+    """`ray start` flags that put a node's agents on free ports (and the head's Ray Client server)."""
+    return [f"{flag}={free_port()}" for flag in (*NODE_PORTS, *(("--ray-client-server-port",) if head else ()))]
+
 
 def processes_mentioning(*keys: str) -> list[int]:
     """Pids whose command line contains any of `keys` (a cluster's temp dir, its GCS address)."""

@@ -27,7 +27,7 @@ import yaml
 
 from mate.localnet import free_port, wait_http
 from mate.sweep.placement import FALLBACK
-from tests.raylocal import stop_processes
+from tests.raylocal import free_port_flags, stop_processes
 
 pytestmark = pytest.mark.timeout(600)
 REPO = Path(__file__).resolve().parents[2]
@@ -81,12 +81,10 @@ def cluster(tmp_path_factory):
            "MATE_CLUSTER_CONFIG": str(config),  # the driver checks packing against the autoscaler's worker types
            # Ray's switch for single-machine clusters: every node address (the fake workers' too) is 127.0.0.1
            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    ports = ["--dashboard-agent-listen-port", "--metrics-export-port", "--dashboard-agent-grpc-port",
-             "--runtime-env-agent-port", "--ray-client-server-port"]  # not the defaults another Ray may hold
     started = ray_cli(env, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=0",
                       "--num-gpus=0", f"--autoscaling-config={config}", f"--temp-dir={short}",
                       "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--include-dashboard=true",
-                      "--disable-usage-stats", *[f"{p}={free_port()}" for p in ports], timeout=180)
+                      "--disable-usage-stats", *free_port_flags(head=True), timeout=180)
     try:
         assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
         wait_http(f"http://127.0.0.1:{dash}/api/version", 120)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from mate.localnet import free_port, wait_http
+from tests.raylocal import free_port_flags, stop_processes
 
 pytestmark = pytest.mark.timeout(600)  # the module's fixtures start a cluster and run a sweep twice (~4 min)
 REPO = Path(__file__).resolve().parents[2]
@@ -37,33 +38,22 @@ HOLD = "constants: {{debug.hold_file: {}}}\n"  # the first job's trials wait aft
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    """moto (S3) and an MLflow tracking server, both on 127.0.0.1; the bucket created through boto3."""
-    import boto3
-
+def servers(s3_server, tmp_path_factory):
+    """S3 (the session's moto) and an MLflow tracking server, both on 127.0.0.1; the bucket created through boto3."""
     root = tmp_path_factory.mktemp("servers")
-    s3_port, ml_port = free_port(), free_port()
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}"}
-    procs = [subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env),
-             subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
-                               str(ml_port), "--workers", "1", "--backend-store-uri",
-                               f"sqlite:///{root / 'mlflow-server.db'}", "--artifacts-destination",
-                               str(root / "mlartifacts")],
-                              stdout=open(root / "mlflow.log", "w"), stderr=subprocess.STDOUT, env=env)]
+    ml_port = free_port()
+    env = {**os.environ, **s3_server["env"]}
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(ml_port),
+                             "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow-server.db'}",
+                             "--artifacts-destination", str(root / "mlartifacts")],
+                            stdout=open(root / "mlflow.log", "w"), stderr=subprocess.STDOUT, env=env)
     try:
-        wait_http(f"http://127.0.0.1:{s3_port}/")
         wait_http(f"http://127.0.0.1:{ml_port}/health", 120)
-        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
-        s3.create_bucket(Bucket=BUCKET)
-        yield {"env": env, "s3": s3, "tracking": f"http://127.0.0.1:{ml_port}"}
+        s3_server["client"].create_bucket(Bucket=BUCKET)
+        yield {"env": env, "s3": s3_server["client"], "tracking": f"http://127.0.0.1:{ml_port}"}
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=30)
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +69,8 @@ def cluster(servers, tmp_path_factory):
                                [f"--address=127.0.0.1:{port}"])):
         node_env = {**env, "MATE_NODE_CACHE": str(root / f"node{i}-cache")}
         (short / f"n{i}").mkdir()
-        started = subprocess.run([str(BIN / "ray"), "start", *extra, "--num-cpus=2", "--num-gpus=1",
+        started = subprocess.run([str(BIN / "ray"), "start", *extra, "--node-ip-address=127.0.0.1", "--num-cpus=2",
+                                  "--num-gpus=1", *free_port_flags(head=i == 0),
                                   f"--temp-dir={short / f'n{i}'}", "--disable-usage-stats"],
                                  env=node_env, capture_output=True, text=True, timeout=180)
         assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
@@ -87,7 +78,7 @@ def cluster(servers, tmp_path_factory):
     try:
         yield {"env": env, "address": f"http://127.0.0.1:{dash}", "gcs": f"127.0.0.1:{port}", "root": root}
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        stop_processes(str(short), f"127.0.0.1:{port}")  # not `ray stop`: other Rays on this machine live on
         shutil.rmtree(short, ignore_errors=True)
 
 

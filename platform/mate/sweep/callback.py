@@ -91,6 +91,24 @@ class MlflowSweepCallback(tune.Callback):
         self.tracker.finish(run, "FAILED")
 
 
+class StateCallback(tune.Callback):
+    """Saves the workspace's stores to the sweep's storage after each trial that starts or ends (`mate.sweep.state`); listed
+    after the MLflow callback, so the saved store already holds the trial's finished run and Optuna's answer (Tune
+    tells the searcher before its callbacks)."""
+
+    def __init__(self, save):
+        self.save = save
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.save()  # the searcher's new trial: a restored Tune run may name it
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.save()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.save()
+
+
 def _download_run(trial, local: Path) -> bool:
     """The trial's `run/` folder from the sweep's storage (Tune syncs it there with each checkpoint), without the
     generator checkpoints, which are not artifacts."""

@@ -101,6 +101,21 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_state(args: argparse.Namespace) -> int:
+    from mate.storage import Storage
+    from mate.sweep.state import PREFIX, restore, save
+
+    store = Storage(args.storage)
+    if args.action == "save":
+        saved = save(store, args.workspace)
+        print(f"saved {', '.join(saved) or 'nothing (no store in the workspace)'} to {store.url(PREFIX)}")
+    else:
+        done = restore(store, args.workspace)
+        if not done:
+            print(f"nothing restored: the workspace has its stores, or {store.url(PREFIX)} has none")
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace", default="mate-runs")
     p.add_argument("--name", help="sweep name (default: the space's name)")
@@ -139,6 +154,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--workspace", default="mate-runs")
     p.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
     p.set_defaults(func=_cmd_clean)
+    p = sub.add_parser("state", help="save the workspace's Optuna and MLflow stores to --storage, or restore them "
+                                     "into a fresh workspace (a sweep with --storage does both itself)")
+    p.add_argument("action", choices=("save", "restore"))
+    p.add_argument("--storage", required=True, help="the sweeps' storage: a local or NFS path, or s3://bucket/prefix")
+    p.add_argument("--workspace", default="mate-runs")
+    p.set_defaults(func=_cmd_state)
     p = sub.add_parser("ui", help="the MLflow UI over the workspace's runs (and how to open optuna-dashboard)")
     p.add_argument("--workspace", default="mate-runs")
     p.add_argument("--port", type=int, default=5000, help="MLflow UI port")

@@ -189,12 +189,14 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     import ray
     from ray import tune
 
-    from mate.sweep.callback import MlflowSweepCallback
+    from mate.sweep.callback import MlflowSweepCallback, StateCallback
     from mate.sweep.placement import check_packing, cluster_worker_types, trial_gpus
     from mate.sweep.prepare import prepare
     from mate.sweep.report import write_report
     from mate.sweep.rerun import run_replicates
     from mate.sweep.space import check_resumable, load_space
+    from mate.sweep.state import Saver
+    from mate.sweep.state import restore as restore_state
     from mate.sweep.trainable import trial_function
     from mate.tracking import Tracker, default_uri
 
@@ -202,6 +204,8 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     name = opts.name or space.name
     ws = Path(opts.workspace).resolve()
     store = check_inputs(opts)
+    if opts.storage:  # the stores outlive this machine (docs/architecture.md §8): back before anything opens them
+        restore_state(store, ws, log)
     sweep_dir = ws / "sweeps" / name
     ident = sweep_dir / "space.json"
     if ident.is_file():
@@ -227,6 +231,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
                              shipped=shipped),
         {"cpu": cpus, "gpu": gpus})
 
+    saver = Saver(store, ws, log) if opts.storage else None
     tracker = Tracker(opts.tracking_uri or default_uri(ws), ws)
     experiment = tracker.experiment(name)
     parent = tracker.run(experiment, {"sweep": name, "mate.role": "parent"}, name=name)
@@ -237,7 +242,8 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     tune_rel = f"{name}/tune"
     previous = _runs(store, tune_rel)
     storage = optuna.storages.RDBStorage(f"sqlite:///{ws / 'optuna.db'}")
-    run_config = dict(storage_path=store.url(tune_rel), callbacks=[callback],
+    callbacks = [callback] + ([StateCallback(saver)] if saver else [])
+    run_config = dict(storage_path=store.url(tune_rel), callbacks=callbacks,
                       failure_config=tune.FailureConfig(max_failures=budget.max_failures),
                       checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                       sync_config=tune.SyncConfig(sync_artifacts=True), verbose=1 if opts.progress else 0)
@@ -266,7 +272,10 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     if opts.storage:
         mirror_results(store, tune_rel, sweep_dir / "tune")
     report = write_report(space, name, sweep_dir, tracker, parent, study=_study(space, storage, name), log=log)
-    return _publish(report, store, opts, name, sweep_dir)
+    summary = _publish(report, store, opts, name, sweep_dir)
+    if saver is not None:
+        saver(force=True)
+    return summary
 
 
 def fit_run(tuner, expected: int, space, store, run_rel: str, log: Callable[[str], None]) -> bool:
