@@ -129,6 +129,10 @@ _KEYS: list[Key] = [
     Key("eval.lexicon_pairs", int, 512, "minimal pairs made from the split's own captions (an antonym swapped) "
         "behind probe/pair_* (0: all of them; val uses eval.val_items)", min=0),
     Key("eval.val_items", int, 64, "size of the fixed val subset behind the per-epoch val/* objectives"),
+    Key("eval.regenerate", bool, False, "each of eval.repeats generates the test items anew (the papers' protocol; "
+        "off: one generation reshuffled eval.repeats times)"),
+    Key("eval.mm_texts", int, 0, "test items behind eval/multimodality (0: not computed; the papers: 100)", min=0),
+    Key("eval.mm_samples", int, 30, "generations per item behind eval/multimodality (the papers: 30)", min=2),
     # downstream generator (docs/architecture.md §4)
     Key("gen.kind", str, "diffusion", "downstream generator: MDM-style diffusion, or MoMask-style masked tokens "
         "over the motion tokenizer (gen.vq_*)", choices=("diffusion", "masked")),
@@ -251,7 +255,11 @@ PROFILES: dict[str, dict[str, Any]] = {
               "gen.layers": 4, "gen.hidden": 128, "gen.patch": 2, "gen.batch": 64, "gen.epochs": 10, "gen.steps": 100,
               "gen.lr": 5e-4, "gen.max_seconds": 600.0, "eval.sampler_steps": 20, "eval.samples": 0,
               "eval.pairs": 0, "eval.val_items": 32},
-    "paper": {"evaluator.dim": 512, "evaluator.hidden": 512, "evaluator.epochs": 200},
+    # the published recipes (docs/method.md §14): Guo et al.'s evaluator size, their 20 regenerated repetitions and
+    # 100 x 30 MultiModality; HumanML3D has ~23k training motions, so a pass at batch 64 is ~360 steps
+    "paper": {"evaluator.dim": 512, "evaluator.hidden": 512, "evaluator.epochs": 200,
+              "eval.repeats": 20, "eval.regenerate": True, "eval.mm_texts": 100, "eval.mm_samples": 30,
+              "eval.val_items": 1024, "eval.lexicon_pairs": 1024},
 }
 
 # sizes that differ by generator kind within a profile (applied over PROFILES when gen.kind is that kind); paper:
@@ -259,8 +267,17 @@ PROFILES: dict[str, dict[str, Any]] = {
 KIND_PROFILES: dict[tuple[str, str], dict[str, Any]] = {
     ("smoke", "masked"): {"gen.res_layers": 1, "gen.dropout": 0.0},
     ("bench", "masked"): {"gen.res_layers": 2, "gen.dropout": 0.0},  # dropout 0: chosen on val (BENCHMARKS.md)
+    # MoMask: 6 residual layers of 512 codes x 512 dims, width 512, depth 3, batch 256 windows of 64 rows, 50 epochs
+    # at 2e-4; transformers at batch 64 for 500 epochs (~180k steps: 50 reports of 3,600)
     ("paper", "masked"): {"gen.layers": 8, "gen.res_layers": 8, "gen.hidden": 384, "gen.heads": 6, "gen.dropout": 0.2,
-                          "gen.lr": 2e-4, "gen.batch": 64, "gen.guidance": 4.0, "gen.iterations": 10},
+                          "gen.lr": 2e-4, "gen.batch": 64, "gen.guidance": 4.0, "gen.iterations": 10,
+                          "gen.epochs": 50, "gen.steps": 3600,
+                          "gen.vq_layers": 6, "gen.vq_codes": 512, "gen.vq_dim": 512, "gen.vq_width": 512,
+                          "gen.vq_depth": 3, "gen.vq_batch": 256, "gen.vq_window": 64, "gen.vq_epochs": 50,
+                          "gen.vq_lr": 2e-4},
+    # MDM (Tevet et al. 2023): 8 layers, 512 wide, 4 heads, 1000 cosine steps, batch 64, lr 1e-4, ~600k steps
+    ("paper", "diffusion"): {"gen.layers": 8, "gen.hidden": 512, "gen.heads": 4, "gen.diffusion_steps": 1000,
+                             "gen.batch": 64, "gen.lr": 1e-4, "gen.epochs": 50, "gen.steps": 12000},
 }
 
 _TRUE = {"true", "yes", "on", "1"}

@@ -198,9 +198,11 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
         carry_rows(rows_dir, ckpt)
 
     def score(split: str, items: int, pairs: int, repeats: int, lexicon: int) -> dict:
-        scorer = val_evaluator if split == "val" else evaluator
+        scorer, test = (val_evaluator, False) if split == "val" else (evaluator, True)
         return score_sampler(_sampler(gen, pack, cfg), pack, scorer, split, items=items, pairs=pairs,
-                             lexicon=lexicon, repeats=repeats, seed=eval_seed, notes=notes)
+                             lexicon=lexicon, repeats=repeats, seed=eval_seed, notes=notes,
+                             regenerate=test and cfg["eval.regenerate"], mm_texts=cfg["eval.mm_texts"] if test else 0,
+                             mm_samples=cfg["eval.mm_samples"])
 
     def score_val(metrics: dict) -> None:
         val = score("val", cfg["eval.val_items"], cfg["eval.val_items"], 1, cfg["eval.val_items"])

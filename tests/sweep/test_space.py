@@ -347,7 +347,7 @@ def test_a_variant_replaces_the_files_setting_and_names_a_sweep_of_its_own(tmp_p
     paper = load_space(SPACES / "ablation_prior.yaml", "paper")
     assert (plain.name, plain.profile, plain.budget.cpus_per_trial) == ("ablation_prior", "bench", 1)
     assert (paper.name, paper.profile, paper.data_required) == ("ablation_prior-paper", "paper", True)
-    assert (paper.budget.cpus_per_trial, paper.budget.gpus_per_trial, paper.budget.max_concurrent) == (4, 0.5, 8)
+    assert (paper.budget.cpus_per_trial, paper.budget.gpus_per_trial, paper.budget.max_concurrent) == (2, 0.5, 8)
     assert paper.constants == plain.constants and paper.points == plain.points  # merged, not replaced
     assert list(paper.metrics) == ["val/probe/pair_acc"] and list(plain.metrics) == ["val/probe/word_pair_acc"]
     assert paper.fingerprint() != plain.fingerprint()

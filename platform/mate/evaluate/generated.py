@@ -12,11 +12,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mate.config import derive_seed
 from mate.data.dataset import MotionDataset
 from mate.errors import UserError
 
 from . import pairs as lexicon_pairs
 from . import probes
+from .bootstrap import ci95
 from .metrics import evaluate_embeddings
 from .truth import load_pairs
 
@@ -65,13 +67,7 @@ def _probe_accuracy(items: list[dict], motions: list[np.ndarray], notes: dict | 
     return probes.probe_accuracy(feats, anns) if feats else {}
 
 
-def score_sampler(sample, pack, evaluator, split: str, *, items: int = 0, pairs: int = 0, repeats: int = 20,
-                  seed: int = 0, batch: int = 64, notes: dict | None = None, lexicon: int = 0) -> dict[str, float]:
-    """eval/* (+ _ci95), probe/word_pair_acc* (a corpus with minimal pairs), probe/pair_* (any dataset: `lexicon`
-    pairs from the split's captions, 0 = all), probe/*_acc, probe/foot_skate, probe/jitter on `split`; names carry
-    `val/` in front when split is val (docs/architecture.md §7)."""
-    chosen = fixed_items(pack, split, items, ITEMS_SEED)
-    texts, lengths = [it["text"] for it in chosen], [int(it["length"]) for it in chosen]
+def _generate(sample, pack, texts: Sequence[str], lengths: Sequence[int], seed: int, batch: int) -> list[np.ndarray]:
     raw = sample_in_chunks(sample, texts, lengths, seed, batch)
     for m, n in zip(raw, lengths):
         if m.shape != (n, pack.dim):
@@ -79,11 +75,54 @@ def score_sampler(sample, pack, evaluator, split: str, *, items: int = 0, pairs:
     finite = [bool(np.isfinite(m).all()) for m in raw]
     if not all(finite):
         raise FloatingPointError(f"{finite.count(False)} of {len(raw)} generated motions hold NaN/Inf")
+    return raw
+
+
+def _multimodality_embeddings(sample, pack, evaluator, chosen: list[dict], texts: int, samples: int, seed: int,
+                              batch: int) -> np.ndarray:
+    """(texts, samples, D): `samples` generations of each of the first `texts` items (Guo et al.: 100 x 30)."""
+    some = chosen[:texts]
+    out = []
+    for j in range(samples):
+        raw = _generate(sample, pack, [it["text"] for it in some], [int(it["length"]) for it in some],
+                        derive_seed(seed, f"mm:{j}"), batch)
+        out.append(evaluator.embed_motions([pack.normalize(m) for m in raw]))
+    return np.stack(out, axis=1)
+
+
+def score_sampler(sample, pack, evaluator, split: str, *, items: int = 0, pairs: int = 0, repeats: int = 20,
+                  seed: int = 0, batch: int = 64, notes: dict | None = None, lexicon: int = 0,
+                  regenerate: bool = False, mm_texts: int = 0, mm_samples: int = 30) -> dict[str, float]:
+    """eval/* (+ _ci95), probe/word_pair_acc* (a corpus with minimal pairs), probe/pair_* (any dataset: `lexicon`
+    pairs from the split's captions, 0 = all), probe/*_acc, probe/foot_skate, probe/jitter on `split`; names carry
+    `val/` in front when split is val (docs/architecture.md §7).
+
+    `regenerate` is the papers' protocol: each of the `repeats` repetitions generates the items anew and the
+    interval is over those generations; otherwise one generation is reshuffled `repeats` times (cheaper, and its
+    interval covers the batching only). `mm_texts` > 0 adds eval/multimodality over `mm_samples` generations of
+    that many items."""
+    chosen = fixed_items(pack, split, items, ITEMS_SEED)
+    texts, lengths = [it["text"] for it in chosen], [int(it["length"]) for it in chosen]
+    raw = _generate(sample, pack, texts, lengths, seed, batch)
     gen = evaluator.embed_motions([pack.normalize(m) for m in raw])
     real = evaluator.embed_motions([it["motion"] for it in chosen])
     text = evaluator.embed_texts(texts)
     n = len(chosen) // MIN_ITEMS * MIN_ITEMS  # R-Precision batches are whole
-    metrics = evaluate_embeddings(text[:n], real[:n], gen[:n], repeats=repeats, seed=seed)
+    mm = (_multimodality_embeddings(sample, pack, evaluator, chosen, min(mm_texts, len(chosen)), mm_samples, seed,
+                                    batch) if mm_texts > 0 else None)
+    if regenerate and repeats > 1:
+        rows = [evaluate_embeddings(text[:n], real[:n], gen[:n], repeats=1, seed=seed, bootstrap=False, mm_emb=mm)]
+        for r in range(1, repeats):
+            again = _generate(sample, pack, texts, lengths, derive_seed(seed, f"repeat:{r}"), batch)
+            emb = evaluator.embed_motions([pack.normalize(m) for m in again])
+            rows.append(evaluate_embeddings(text[:n], real[:n], emb[:n], repeats=1, seed=seed + r, bootstrap=False,
+                                            mm_emb=mm))
+        metrics = {}
+        for name in (k for k in rows[0] if not k.endswith("_ci95")):
+            values = [row[name] for row in rows]
+            metrics[name], metrics[f"{name}_ci95"] = float(np.mean(values)), float(ci95(values))
+    else:
+        metrics = evaluate_embeddings(text[:n], real[:n], gen[:n], repeats=repeats, seed=seed, mm_emb=mm)
     metrics.update(probes.plausibility(raw))
     metrics.update(_probe_accuracy(chosen, raw, notes))
     found = load_pairs(pack.source, split)

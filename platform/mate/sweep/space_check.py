@@ -29,6 +29,7 @@ _FIXED_PREFIXES = {
 }
 _FIXED_KEYS = {"eval.scorer": _MEASURE, "eval.official_dir": _MEASURE, "eval.repeats": _MEASURE,
                "eval.samples": _MEASURE, "eval.pairs": _MEASURE, "eval.val_items": _MEASURE,
+               "eval.regenerate": _MEASURE, "eval.mm_texts": _MEASURE, "eval.mm_samples": _MEASURE,
                "segment.base_url": _LLM, "segment.api_key_env": _LLM, "segment.concurrency": _LLM,
                "segment.max_retries": _LLM, "segment.timeout": _LLM}
 _VARIABLE = {"data.random_crop"}  # a training knob despite its prefix
