@@ -80,6 +80,6 @@ def test_a_profile_sizes_each_generator_kind_its_own_way_and_explicit_keys_still
 
     masked = resolve(["profile=paper", "gen.kind=masked"])
     assert {k: masked[k] for k in KIND_PROFILES[("paper", "masked")]} == KIND_PROFILES[("paper", "masked")]
-    assert resolve(["profile=paper"])["gen.hidden"] == 512  # diffusion keeps the profile's own sizes
+    assert resolve(["profile=paper", "gen.kind=diffusion"])["gen.hidden"] == 512  # MDM: 512 wide, not MoMask 384
     assert resolve(["profile=paper", "gen.kind=masked", "gen.hidden=128"])["gen.hidden"] == 128
     assert resolve({}, base={"profile": "paper", "gen": {"kind": "masked"}})["gen.hidden"] == 384  # from a file too

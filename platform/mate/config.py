@@ -257,7 +257,8 @@ PROFILES: dict[str, dict[str, Any]] = {
               "eval.pairs": 0, "eval.val_items": 32},
     # the published recipes (docs/method.md §14): Guo et al.'s evaluator size, their 20 regenerated repetitions and
     # 100 x 30 MultiModality; HumanML3D has ~23k training motions, so a pass at batch 64 is ~360 steps
-    "paper": {"evaluator.dim": 512, "evaluator.hidden": 512, "evaluator.epochs": 200,
+    "paper": {"gen.kind": "masked",  # as bench and smoke; paper + diffusion is MDM's recipe (KIND_PROFILES)
+              "evaluator.dim": 512, "evaluator.hidden": 512, "evaluator.epochs": 200,
               "eval.repeats": 20, "eval.regenerate": True, "eval.mm_texts": 100, "eval.mm_samples": 30,
               "eval.val_items": 1024, "eval.lexicon_pairs": 1024},
 }

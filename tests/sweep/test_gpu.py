@@ -25,3 +25,18 @@ def test_an_out_of_memory_error_names_the_packing_to_lower():
     assert "0.5 GPU per trial (2 a GPU)" in half and "--gpus-per-trial 1" in half
     assert "--gpus-per-trial 0.5" in oom_message(0.25) and "4 a GPU" in oom_message(0.25)
     assert "gen.batch" in oom_message(1.0)
+
+
+def test_an_nvml_error_mid_trial_stops_the_readings_not_the_trial():
+    """NVML cannot run here (no GPU, no pynvml): a stand-in module whose reads fail as a driver hiccup does."""
+
+    class FailingNvml:
+        class NVMLError(Exception):
+            pass
+
+        def nvmlDeviceGetUtilizationRates(self, handle):
+            raise self.NVMLError("Unknown Error")
+
+    monitor = GpuMonitor()
+    monitor.handle, monitor.nvml = object(), FailingNvml()
+    assert monitor.sample() == {} and monitor.handle is None and monitor.sample() == {}

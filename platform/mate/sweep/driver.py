@@ -140,7 +140,8 @@ def connect(address: str | None, shared_storage: bool) -> None:
     env["py_modules"] = [str(Path(__file__).resolve().parents[1])]
     probe(address)
     try:
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, runtime_env=env)
+        # trial output reaches the driver, so `ray job logs` shows it (a local run keeps the terminal to Tune's table)
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=True, runtime_env=env)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise _unreachable(address, str(exc).splitlines()[0][:200]) from None
     nodes = [n for n in ray.nodes() if n.get("Alive")]

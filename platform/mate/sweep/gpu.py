@@ -55,9 +55,15 @@ class GpuMonitor:
             self.handle = None
 
     def sample(self) -> dict[str, float]:
+        """The figures now; nothing (and no further reads) once NVML fails: a driver hiccup or a GPU NVML cannot
+        see (some MIG and container setups) must not end the trial it only observes."""
         if self.handle is None:
             return {}
-        util = self.nvml.nvmlDeviceGetUtilizationRates(self.handle)
-        mem = self.nvml.nvmlDeviceGetMemoryInfo(self.handle)
+        try:
+            util = self.nvml.nvmlDeviceGetUtilizationRates(self.handle)
+            mem = self.nvml.nvmlDeviceGetMemoryInfo(self.handle)
+        except self.nvml.NVMLError:
+            self.handle = None
+            return {}
         return {"sys/gpu_util": float(util.gpu), "sys/gpu_mem": mem.used / 2**20,
                 "sys/gpu_mem_frac": mem.used / mem.total}
