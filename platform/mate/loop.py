@@ -37,6 +37,19 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def to_device(obj: Any, device: torch.device | str) -> Any:
+    """Every tensor in a batch (nested dicts, tokenizer outputs, lists, tuples) on `device`; the rest as it is."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if hasattr(obj, "to") and hasattr(obj, "keys") and not isinstance(obj, dict):  # BatchEncoding, TextBatch-likes
+        return obj.to(device)
+    if isinstance(obj, Mapping):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in obj):
+        return type(obj)(to_device(v, device) for v in obj)
+    return obj
+
+
 @dataclass(frozen=True)
 class Faults:
     """Test-only fault injection (the `debug.*` keys). Each fires only in a run that did not resume from a
@@ -198,6 +211,8 @@ class Loop:
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(derive_seed(plan.seed, f"epoch:{self.epoch}"))
             for batch in task.batches(self.epoch):
+                if self.device.type != "cpu":
+                    batch = to_device(batch, self.device)
                 task.before_step(self.step)
                 out = task.loss(batch)
                 loss, terms = out if isinstance(out, tuple) else (out, {})

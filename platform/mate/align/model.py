@@ -12,6 +12,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from mate.loop import to_device
+
 from .attention import WordGuidedAttention
 from .losses import cross_views, info_nce, loss_cross, loss_rec, loss_self, needed
 from .motion import MotionDecoder, MotionEncoder, frame_mask
@@ -60,6 +62,7 @@ class Aligner(nn.Module):
     # -- losses -----------------------------------------------------------------------------------------------
     def terms(self, batch: Mapping, weights: Mapping[str, float]) -> tuple[dict[str, torch.Tensor], dict]:
         need = needed(weights)
+        batch = to_device(batch, next(self.parameters()).device)  # evaluation batches arrive on the CPU
         tok = batch["tokenized"]
         ids = tok["input_ids"]
         m = self.motion(batch["motion"], batch["lengths"])

@@ -16,6 +16,7 @@ import torch
 
 from mate.errors import UserError
 from mate.evaluate.truth import load_pairs
+from mate.loop import resolve_device
 
 from . import items as I
 from . import measures
@@ -42,13 +43,14 @@ def _clip_features(aligner, pack, clip_ids, max_len: int | None = None, batch: i
         motion = torch.zeros(len(xs), max(lengths), pack.dim)
         for i, (x, n) in enumerate(zip(xs, lengths)):
             motion[i, : min(n, len(x))] = torch.from_numpy(x[:n])
-        feats.append(aligner.motion(motion, torch.tensor(lengths)).clip)
+        device = next(aligner.parameters()).device
+        feats.append(aligner.motion(motion.to(device), torch.tensor(lengths, device=device)).clip.cpu())
     return torch.nn.functional.normalize(torch.cat(feats), dim=-1)
 
 
 @torch.no_grad()
 def _sentences(aligner, texts) -> torch.Tensor:
-    out = [aligner.sent_proj(aligner.encoder(texts[i : i + 128]).sentence) for i in range(0, len(texts), 128)]
+    out = [aligner.sent_proj(aligner.encoder(texts[i : i + 128]).sentence).cpu() for i in range(0, len(texts), 128)]
     return torch.nn.functional.normalize(torch.cat(out), dim=-1)
 
 
@@ -77,7 +79,7 @@ def attention_in_span(aligner, pack, truth_items, limit: int = 256, seed: int = 
     for s in range(0, len(idx), 64):
         b = I.collate(pack, truth_items, idx[s : s + 64], encoder=aligner.encoder)
         _, extra = aligner.terms(b, {"align": 1.0})
-        att = extra["attention"]  # (B, L) over tokens
+        att = extra["attention"].cpu()  # (B, L) over tokens
         lo, hi = segment_token_range(b["spans"], token_lengths(b["lengths"]))  # the prior's own rule
         grid = torch.arange(att.shape[1])[None]
         inside = (grid >= lo[:, None]) & (grid < hi[:, None])
@@ -120,7 +122,7 @@ def run_align(cfg, data_dir, workspace, out, *, report: Callable | None = None, 
                       num_proto_words=len(vocab), prototypes_per_word=cfg["align.prototypes_per_word"],
                       prior=cfg["align.prior"], prior_mode=cfg["align.prior_mode"],
                       sigma_scale=cfg["align.sigma_scale"], prior_strength=cfg["align.prior_strength"],
-                      temperature=cfg["align.temperature"])
+                      temperature=cfg["align.temperature"]).to(resolve_device())  # trains where the trial's GPU is
     batch = cfg["align.batch"]
     steps = cfg["align.steps"] or max(1, math.ceil(len(train) / batch))
 
@@ -139,7 +141,7 @@ def run_align(cfg, data_dir, workspace, out, *, report: Callable | None = None, 
         history = fit(aligner, make_batches, cfg, report=report, evaluate=evaluate, checkpoint_dir=out / "checkpoint",
                       resume_dir=resume_dir, progress=progress, seed=seed)
         metrics.update(history[-1] if history else {})
-    aligner.eval()
+    aligner.to("cpu").eval()  # the closing measures, the saved rows and the plots read CPU tensors
     metrics["align/false_neg_rate"] = _false_negative_rate(train, data_dir, seed)
     for split, prefix in (("val", "val/"), ("test", "")):
         pairs = base_pairs[split]

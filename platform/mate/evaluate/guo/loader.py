@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mate.loop import resolve_device
+
 from .modules import (
     CHECKPOINT_MODULES,
     EMBED_DIM,
@@ -174,11 +176,11 @@ class GuoEvaluator:
     embed_dim = EMBED_DIM
 
     def __init__(self, modules: dict[str, torch.nn.Module], vocab: WordVectors, mean, std, dataset: str = "t2m",
-                 device: str | torch.device = "cpu", sha: str | None = None, source: str | None = None,
+                 device: str | torch.device | None = None, sha: str | None = None, source: str | None = None,
                  epoch: int | None = None):
         self.dataset = canonical_dataset(dataset)
         self.dim_pose = DATASETS[self.dataset]
-        self.device = torch.device(device)
+        self.device = resolve_device(device)  # the GPU where there is one, as every trainer
         self.modules = {k: m.to(self.device).eval() for k, m in modules.items()}
         for m in self.modules.values():
             m.requires_grad_(False)
@@ -197,7 +199,7 @@ class GuoEvaluator:
     # ----------------------------------------------------------------------------------------------------- loading
 
     @classmethod
-    def load(cls, official_dir: str | os.PathLike, dataset: str = "t2m", device: str | torch.device = "cpu",
+    def load(cls, official_dir: str | os.PathLike, dataset: str = "t2m", device: str | torch.device | None = None,
              glove_dir: str | os.PathLike | None = None, meta_dir: str | os.PathLike | None = None) -> GuoEvaluator:
         """Load the published evaluator for `dataset` from `official_dir` (see the module docstring for the layout)."""
         dataset = canonical_dataset(dataset)

@@ -20,7 +20,7 @@ from mate.config import derive_seed
 from mate.data.captions import canonical_text
 from mate.data.dataset import MotionDataset, collate
 from mate.errors import UserError
-from mate.loop import Loop, Plan, Task
+from mate.loop import Loop, Plan, Task, resolve_device, to_device
 from mate.text.cached import FrozenFeatures, frozen_features
 
 from ..metrics import r_precision
@@ -137,7 +137,10 @@ class _Retrieval(Task):
         ids, same = np.asarray(batch["ids"]), np.asarray([canonical_text(t) for t in batch["text"]])
         not_neg = (s @ s.T > cfg["evaluator.false_neg_cos"]) | torch.from_numpy(
             (ids[:, None] == ids[None, :]) | (same[:, None] == same[None, :]))
-        return info_nce(self.model.encode_text(tok, mask), self.model.encode_motion(batch["motion"], batch["lengths"]),
+        device = next(self.model.parameters()).device  # the loop moved the batch; the frozen features follow
+        tok, mask, not_neg = to_device((tok, mask, not_neg), device)
+        motion, lengths = to_device((batch["motion"], batch["lengths"]), device)
+        return info_nce(self.model.encode_text(tok, mask), self.model.encode_motion(motion, lengths),
                         cfg["evaluator.temperature"], not_neg)
 
     def after_step(self, step: int) -> None:
@@ -157,7 +160,8 @@ def _train(pack, feats: FrozenFeatures, cfg, seed: int, progress: bool,
     """Train on `mate.loop`; `checkpoint` (a file) is written every epoch and resumed from when present, so a killed
     paper-size training continues instead of starting over."""
     torch.manual_seed(seed)
-    model = RetrievalModel(pack.dim, feats.tokens.shape[1], cfg["evaluator.hidden"], cfg["evaluator.dim"])
+    device = resolve_device()  # CUDA where the training runs has one; scoring uses the CPU copy returned
+    model = RetrievalModel(pack.dim, feats.tokens.shape[1], cfg["evaluator.hidden"], cfg["evaluator.dim"]).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["evaluator.lr"], weight_decay=1e-4)
     parts = [MotionDataset(pack, s, random_crop=True, seed=seed) for s in training_splits(cfg, pack)]
     per_epoch = max(1, sum(len(p) for p in parts) // cfg["evaluator.batch"])
@@ -165,10 +169,11 @@ def _train(pack, feats: FrozenFeatures, cfg, seed: int, progress: bool,
                                                 total_steps=max(1, cfg["evaluator.epochs"] * per_epoch))
     plan = Plan("evaluator", cfg["evaluator.epochs"], seed=seed, max_seconds=cfg["evaluator.max_seconds"],
                 clip_norm=None, hint="lower evaluator.lr")
-    loop = Loop(_Retrieval(model, parts, feats, cfg, seed, sched), opt, plan, checkpoint=checkpoint, device="cpu",
+    loop = Loop(_Retrieval(model, parts, feats, cfg, seed, sched), opt, plan, checkpoint=checkpoint, device=device,
                 progress=progress)
     loop.resume(checkpoint)
     history = loop.fit()
+    model.to("cpu")
     stats = {"epochs_done": len(history), "train_seconds": loop.seconds,
              "final_loss": history[-1]["evaluator/loss"] if history else float("nan")}
     held = next((s for s in ("val", "test") if s not in training_splits(cfg, pack)), None)
