@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 
+import numpy as np
 import pytest
 
 from mate.cache import get_or_build, recording
@@ -60,8 +61,11 @@ def test_the_bundle_is_fetched_once_per_node_and_opens_the_shipped_pack(tiny_cor
     node_ws, node_data = dict(results)["node-b"]
     assert (node_ws / "cache" / "text" / "k1").read_text() == "features"
     assert not (node_data / "new_joints").exists()  # recoverable from the features: stays behind
+    assert not (node_data / "new_joint_vecs").exists() and (node_data / "texts").is_dir()  # the pack holds them
     shipped_pack = open_pack(node_data, node_ws, progress=False)
     assert shipped_pack.content_hash == pack.content_hash and not getattr(shipped_pack, "built", False)
+    cid = pack.split("train")[0]
+    assert np.array_equal(shipped_pack.motion(cid), pack.motion(cid))  # the motions come from the shipped pack
     assert len(list((node_ws / "cache" / "packs").glob("*/meta.json"))) == 1  # no second pack was built
 
 

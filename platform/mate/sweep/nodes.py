@@ -11,8 +11,10 @@ Why a tar on storage and not Ray's object store (measured, `bench/ship_bench.py`
 object store is as fast as a tar on a local folder, but it holds the whole bundle in the head's shared memory for
 the sweep's life, copies it into every fetching node's, and dies with the driver (`OwnerDiedError`), so a resumed
 sweep would rebuild and re-put it; the tar holds no object-store memory, is streamed to disk once per node, and
-is what a restored sweep finds again. The dataset's joint positions (`new_joints/`, recoverable from the features)
-stay behind.
+is what a restored sweep finds again. The dataset's motions stay behind: the pack holds the features
+(`new_joint_vecs/` would ship them twice, about half of a HumanML3D bundle) and the joint positions (`new_joints/`)
+are recoverable from them; the captions, splits, Mean/Std and annotations travel, and the node's data folder is
+registered as the pack's dataset without being read.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from mate.cache import content_hash, get_or_build, lock_for
 from mate.errors import UserError
 from mate.storage import Storage
 
-FORMAT = 1
-SKIP_DATA = ("new_joints",)
+FORMAT = 2  # 2: the motions no longer ship beside the pack
+SKIP_DATA = ("new_joints", "new_joint_vecs")
 NODE_CACHE_ENV = "MATE_NODE_CACHE"
 
 
