@@ -139,8 +139,11 @@ def _check_pinned(cfg: Config, key: str, sha: str, what: str, whose: str) -> Non
 
 def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_dir: str | Path | None = None, *,
               workspace: str | Path = "mate-runs", out: str | Path | None = None, threads: int | None = None,
-              progress: bool = False, log: Callable[[str], None] = print) -> dict[str, float]:
-    """Run one trial and return its final metrics (also in `<out>/metrics.json`)."""
+              progress: bool = False, log: Callable[[str], None] = print,
+              checkpoint_dir: str | Path | None = None) -> dict[str, float]:
+    """Run one trial and return its final metrics (also in `<out>/metrics.json`). Its checkpoint (weights and
+    optimizer state, the folder `report` is handed) goes to `checkpoint_dir`, default `<out>/checkpoint`; a sweep
+    keeps it out of the synced artifacts, so only Tune's checkpoint carries it."""
     import torch
 
     from mate.data.dataset import MotionDataset
@@ -193,7 +196,7 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     gen = make_generator(cfg, pack.dim, (text.sentence_dim, text.token_dim), tokenizer=tokenizer)
     train = MotionDataset.from_config(pack, "train", cfg)
     eval_seed = cfg.seed_for("eval")
-    ckpt = out / "checkpoint"
+    ckpt = Path(checkpoint_dir) if checkpoint_dir else out / "checkpoint"
     if rows_dir:
         carry_rows(rows_dir, ckpt)
 

@@ -131,6 +131,7 @@ def test_the_stopped_sweep_resumes_from_the_bucket_and_finishes_every_trial_once
     assert f"restoring run-1 (s3://{BUCKET}/mate/clustersweep/tune/run-1)" in second.stdout, second.stdout[-5000:]
     keys = s3_keys(servers, "mate/clustersweep/")
     assert any(k.endswith("/run/metrics.json") for k in keys) and any("/checkpoint_" in k for k in keys)
+    assert not [k for k in keys if "/run/checkpoint/" in k]  # the generator's state goes up once, as Tune's checkpoint
     assert "mate/clustersweep/best.yaml" in keys and "mate/clustersweep/results.csv" in keys
     assert any(k.startswith("mate/prepared/") and k.endswith(".tar") for k in s3_keys(servers, "mate/prepared/"))
 

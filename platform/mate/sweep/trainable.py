@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -85,13 +86,20 @@ def trial_function(config: Mapping[str, Any], *, space, workspace: str, pinned: 
             tune.report(clean)
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # the checkpoint (weights + optimizer state) lives outside the synced working directory: Tune's checkpoint is its
+    # one upload per epoch (inside `run/` it went up a second time with the artifacts)
+    ckpt = Path(tempfile.mkdtemp(prefix="mate-ckpt-"))
     try:
         run_trial(cfg, report, resume_dir=resume, workspace=workspace, out=out, threads=_cpu_share(cpus),
-                  progress=False, log=lambda s: print(s, flush=True))
+                  progress=False, log=lambda s: print(s, flush=True), checkpoint_dir=ckpt)
     except Exception as exc:
         if is_oom(exc):
             raise RuntimeError(oom_message(gpus)) from exc
         raise
+    finally:
+        shutil.rmtree(ckpt, ignore_errors=True)
+        if resume is not None:
+            shutil.rmtree(resume, ignore_errors=True)
 
 
 def trial_working_dir() -> Path:
