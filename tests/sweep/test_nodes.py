@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,3 +105,34 @@ def test_what_a_build_reads_is_not_a_need_so_a_rerun_ships_the_same_bundle(tmp_p
             get_or_build(ws / "cache" / "text" / "scored", lambda t: t.write_text("g"))
         runs.append(bundle_key(ws, used, "h"))
     assert runs[0] == runs[1] and runs[0][1] == ["cache/evaluators/e", "cache/text/scored"]
+
+
+def test_a_local_model_folder_travels_in_the_bundle_and_a_missing_one_is_refused_first(tiny_corpus, tmp_path,
+                                                                                       capsys):
+    from mate.cli import main
+    from mate.sweep.nodes import shipped_model
+    from mate.text.encoder import TextEncoder
+    from mate.text.families import folder_hash
+    from tests.text.tiny_models import build_tiny
+
+    model = build_tiny("distilbert", tmp_path / "my-model")
+    ws = tmp_path / "driver-ws"
+    with recording() as used:
+        pack = open_pack(tiny_corpus, ws, progress=False)
+    st = Storage(tmp_path / "shared")
+    plain = publish(st, ws, used, tiny_corpus, pack.content_hash, log=lambda s: None)
+    shipped = publish(st, ws, used, tiny_corpus, pack.content_hash, log=lambda s: None, model_dir=model)
+    assert shipped["key"] != plain["key"] and shipped["model"] and not plain["model"]
+    node_ws, _ = fetch(shipped, "node-c", tmp_path / "nodes")
+    copy = shipped_model(shipped, node_ws)
+    assert copy and folder_hash(Path(copy)) == folder_hash(model)  # the same model: the same caches on the node
+    assert TextEncoder.load(copy).family == "distilbert"
+    assert shipped_model(plain, node_ws) is None
+
+    space = tmp_path / "s.yaml"
+    space.write_text("name: badmodel\nprofile: tiny\nconstants: {encoder.path: %s}\ngrid: {align.sigma_scale: [1.0]}\n"
+                     "objective: {metric: val/eval/r_precision_top3, mode: max}\n" % (tmp_path / "no-such-model"))
+    assert main(["sweep", str(space), "--workspace", str(tmp_path / "ws"), "--quiet"]) != 0
+    err = capsys.readouterr().err
+    assert "no such model folder" in err and "Traceback" not in err
+    assert not (tmp_path / "ws" / "sweeps" / "badmodel").exists()  # refused before anything ran

@@ -202,6 +202,10 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     from mate.tracking import Tracker, default_uri
 
     space = load_space(space_path, opts.variant)
+    if space.constants.get("encoder.path"):  # a model folder that is not one fails here, not in the prepare stage
+        from mate.text.families import resolve_path
+
+        resolve_path(space.constants["encoder.path"])
     name = opts.name or space.name
     ws = Path(opts.workspace).resolve()
     store = check_inputs(opts)

@@ -41,20 +41,29 @@ def node_cache_root() -> Path:
     return Path(os.environ.get(NODE_CACHE_ENV) or Path(tempfile.gettempdir()) / "mate-node")
 
 
-def bundle_key(workspace: Path, entries: Iterable[Path], dataset_hash: str) -> tuple[str, list[str]]:
+def bundle_key(workspace: Path, entries: Iterable[Path], dataset_hash: str,
+               model_hash: str | None = None) -> tuple[str, list[str]]:
     """The entries as workspace-relative paths (those outside the workspace's cache are not shippable caches) and
     the bundle's key."""
     ws = workspace.resolve()
     rels = sorted({str(p.resolve().relative_to(ws)) for p in entries
                    if p.exists() and p.resolve().is_relative_to(ws / "cache")})
-    return content_hash({"format": FORMAT, "entries": rels, "dataset": dataset_hash}), rels
+    key = {"format": FORMAT, "entries": rels, "dataset": dataset_hash}
+    if model_hash:
+        key["model"] = model_hash
+    return content_hash(key), rels
 
 
 def publish(storage: Storage, workspace: str | Path, entries: Iterable[Path], data_dir: str | Path,
-            dataset_hash: str, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Write the bundle (once: an existing key is reused) and return what trials need to fetch it."""
+            dataset_hash: str, log: Callable[[str], None] = print,
+            model_dir: str | Path | None = None) -> dict[str, Any]:
+    """Write the bundle (once: an existing key is reused) and return what trials need to fetch it. `model_dir`, a
+    local language-model folder (`encoder.path`), travels in it: a node has only the packaged default model."""
+    from mate.text.families import folder_hash
+
     workspace, data_dir = Path(workspace), Path(data_dir).resolve()
-    key, rels = bundle_key(workspace, entries, dataset_hash)
+    model = Path(model_dir).expanduser().resolve() if model_dir else None
+    key, rels = bundle_key(workspace, entries, dataset_hash, folder_hash(model) if model else None)
     rel = f"prepared/{key}.tar"
     if storage.is_file(rel):
         log(f"prepare: outputs already on {storage.url(rel)}")
@@ -64,13 +73,15 @@ def publish(storage: Storage, workspace: str | Path, entries: Iterable[Path], da
                 for entry in rels:
                     tar.add(workspace / entry, arcname=f"ws/{entry}")
                 tar.add(data_dir, arcname="data", filter=_skip_data)
+                if model is not None:
+                    tar.add(model, arcname="model")
 
         local = get_or_build(workspace / "cache" / "bundles" / f"{key}.tar", build)
         start = time.perf_counter()
         storage.upload(local, rel)
         log(f"prepare: published {len(rels)} cache entries and the dataset ({local.stat().st_size / 1e6:.1f} MB) "
             f"to {storage.url(rel)} in {time.perf_counter() - start:.1f} s")
-    return {"storage": storage.uri, "key": key, "dataset_hash": dataset_hash}
+    return {"storage": storage.uri, "key": key, "dataset_hash": dataset_hash, "model": model is not None}
 
 
 def _skip_data(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
@@ -106,6 +117,11 @@ def fetch(shipped: dict[str, Any], node_id: str, root: Path | None = None) -> tu
                     f.write(json.dumps({"node_id": node_id, "key": shipped["key"], "pid": os.getpid(),
                                         "bytes": size, "seconds": round(time.perf_counter() - start, 3)}) + "\n")
     return folder / "ws", folder / "data"
+
+
+def shipped_model(shipped: dict[str, Any], node_ws: Path) -> str | None:
+    """The node's copy of the sweep's `encoder.path` (beside the fetched workspace), None when it ships none."""
+    return str(node_ws.parent / "model") if shipped.get("model") else None
 
 
 def fetch_count(node_id: str, root: Path | None = None) -> int:

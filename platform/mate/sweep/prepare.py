@@ -30,12 +30,13 @@ def prepare(space, workspace: str | Path, data: str | None = None, *, storage=No
     if storage is not None:
         pull_segments(storage, Path(workspace), log)
     with recording() as used:
-        pinned, dataset_hash = _prepare(space, workspace, data, progress=progress, log=log)
+        pinned, dataset_hash, model_dir = _prepare(space, workspace, data, progress=progress, log=log)
     if storage is None:
         return pinned, None
     from mate.sweep.nodes import publish
 
-    return pinned, publish(storage, Path(workspace), used, pinned["data.dir"], dataset_hash, log=log)
+    return pinned, publish(storage, Path(workspace), used, pinned["data.dir"], dataset_hash, log=log,
+                           model_dir=model_dir)
 
 
 def check_data(data: str) -> None:
@@ -60,7 +61,7 @@ def pull_segments(storage, workspace: Path, log: Callable[[str], None] = print) 
 
 
 def _prepare(space, workspace: str | Path, data: str | None, *, progress: bool,
-             log: Callable[[str], None]) -> tuple[dict[str, Any], str]:
+             log: Callable[[str], None]) -> tuple[dict[str, Any], str, str | None]:
     from mate.align.localize import localize
     from mate.config import resolve
     from mate.data.pack import open_pack
@@ -101,7 +102,7 @@ def _prepare(space, workspace: str | Path, data: str | None, *, progress: bool,
             localize(pack, encoder, cfg, workspace, splits=("train", "val", "test"), progress=progress)
     frozen_features(encoder, all_captions(pack), workspace, progress=progress)
     log(f"prepare: done in {time.perf_counter() - start:.0f} s")
-    return pinned, pack.content_hash
+    return pinned, pack.content_hash, base["encoder.path"]
 
 
 def download_dataset(uri: str, workspace: Path, log: Callable[[str], None] = print) -> Path:

@@ -51,12 +51,14 @@ def trial_function(config: Mapping[str, Any], *, space, workspace: str, pinned: 
     import mate
     from mate.pipeline import run_trial
     from mate.sweep.gpu import GpuMonitor, is_oom, limit_memory, oom_message
-    from mate.sweep.nodes import fetch
+    from mate.sweep.nodes import fetch, shipped_model
 
     extra = dict(pinned)
     if shipped:
         node_ws, node_data = fetch(dict(shipped), ray.get_runtime_context().get_node_id())
         workspace, extra["data.dir"] = str(node_ws), str(node_data)
+        if model := shipped_model(dict(shipped), node_ws):  # the driver's encoder.path, shipped in the bundle
+            extra["encoder.path"] = model
     cfg = space.trial_config(trial_params(config), extra=extra)
     out = trial_working_dir() / "run"  # synced to the sweep's storage with every checkpoint (sync_artifacts)
     restored = tune.get_checkpoint()
