@@ -81,3 +81,21 @@ def test_the_shipped_gpu_spaces_pack_on_the_shipped_clusters(space, variant):
                 "kuberay-rayjob.yaml": _kuberay_worker_types()}
     for source, workers in clusters.items():
         assert check_packing(budget.cpus_per_trial, budget.gpus_per_trial, workers, source) == [], source
+
+
+def test_a_job_drivers_prepare_stage_gets_the_machines_cores():
+    import os
+
+    import torch
+
+    from mate.sweep.placement import driver_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # what a Ray Job's entrypoint inherits
+        said = []
+        driver_threads(said.append)
+        assert torch.get_num_threads() == len(os.sched_getaffinity(0))
+        assert (len(said) == 1) == (len(os.sched_getaffinity(0)) > 1)
+    finally:
+        torch.set_num_threads(before)

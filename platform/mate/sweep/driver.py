@@ -191,7 +191,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     from ray import tune
 
     from mate.sweep.callback import MlflowSweepCallback, StateCallback
-    from mate.sweep.placement import check_packing, cluster_worker_types, trial_gpus
+    from mate.sweep.placement import check_packing, cluster_worker_types, driver_threads, trial_gpus
     from mate.sweep.prepare import prepare
     from mate.sweep.report import write_report
     from mate.sweep.rerun import run_replicates
@@ -226,6 +226,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     if opts.address is not None:
         for note in check_packing(cpus, gpus, *cluster_worker_types()):
             log(f"sweep: {note}")
+        driver_threads(log)
     pinned, shipped = prepare(space, ws, opts.data, storage=store if opts.storage else None,
                               progress=opts.progress, log=log)
     if opts.prepare_only:

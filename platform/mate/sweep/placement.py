@@ -113,3 +113,14 @@ def check_packing(cpus: float, gpus: float, workers: list[WorkerType], source: s
                     f"{w.cpus:g} CPUs hold only {per_node(cpus, gpus, w)}: part of every GPU would idle; use "
                     f"--cpus-per-trial {fit} (budget.cpus_per_trial) or a larger --gpus-per-trial")
     return [f"{w.name} ({w.cpus:g} CPUs, {w.gpus:g} GPUs) cannot hold {what}" for w in workers if w not in hosts]
+
+
+def driver_threads(log: Callable[[str], None]) -> None:
+    """A Ray Job's driver inherits one OpenMP thread from Ray's runner; its prepare stage (evaluators, tokenizer) then
+    trains on one core of the head. Give it the machine's cores (the head runs no trials)."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if torch.get_num_threads() < cores:
+        log(f"sweep: the driver's prepare stage trains on {cores} threads (it had {torch.get_num_threads()})")
+        torch.set_num_threads(cores)
