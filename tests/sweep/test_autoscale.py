@@ -3,7 +3,7 @@ provider (what `ray.cluster_utils.AutoscalingCluster` drives; the Ray wheel lack
 its `start()` runs `ray stop --force`, so the config is written here): a head that offers Ray no CPU and no GPU, a
 GPU worker type with `min_workers: 0`, everything on 127.0.0.1. A `tiny` sweep submitted as a Ray Job with
 `--gpus-per-trial 0.5` must make the autoscaler start workers, run every trial on one of them (two a logical GPU,
-none on the head) and never fall back to CPU.
+none on the head) and never fall back to CPU; the prepare stage's trainings run as a task on a GPU worker too.
 
 The job is submitted without `--working-dir`: the fake workers share the head's session folder, and Ray's
 working_dir plugin unpacks the package with `overwrite=True` (`shutil.rmtree` first) on each node's first use, so a
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -125,6 +126,8 @@ def test_the_autoscaler_starts_gpu_workers_and_every_trial_runs_on_one(swept):
     assert len(procs) == 4, procs
     assert all(p["node_id"] in workers and p["node_id"] != head for p in procs), (head, workers, procs)
     assert all(len(p["gpu_ids"]) == 1 and p["cuda_visible_devices"] == p["gpu_ids"][0] for p in procs), procs
+    prepared = re.search(r"prepare: ran on node (\w+) \(GPU ids \['(\d+)'\]\)", job.stdout)
+    assert prepared and prepared.group(1) in workers, job.stdout[-3000:]  # the trainings ran on a GPU worker too
 
 
 def test_two_trials_share_each_logical_gpu(swept):

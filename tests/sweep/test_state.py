@@ -102,15 +102,17 @@ def test_a_killed_sweep_continues_from_a_fresh_workspace(s3_server, tiny_corpus,
     out = (tmp_path / "second.log").read_text()
     assert "state: restored optuna.db, mlflow.db" in out and "restoring run-1" in out, out[-3000:]
 
+    # A trial the searcher had just started when the driver died, before Tune saved its own state, is unknown to the
+    # restored run: its Optuna trial and MLflow run are closed FAIL / KILLED, never completed twice.
     states = [t.state.name for t in optuna.load_study(study_name="durable",
                                                       storage=f"sqlite:///{ws / 'optuna.db'}").trials]
-    assert states.count("COMPLETE") == 3 and len(states) == 3, states  # none lost, none asked twice
+    assert states.count("COMPLETE") == 3 and set(states) <= {"COMPLETE", "FAIL"}, states
     client = MlflowClient(f"sqlite:///{ws / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("durable").experiment_id])
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(runs) - len(children) == 1 and all(r.info.status == "FINISHED" for r in runs)
-    assert sorted(r.data.tags["trial_id"] for r in children) == sorted({r.data.tags["trial_id"] for r in children})
-    assert len(children) == 3 and kept <= {r.info.run_id for r in runs}  # the first machine's runs are the same runs
+    finished = [r.data.tags["trial_id"] for r in children if r.info.status == "FINISHED"]
+    assert len(runs) - len(children) == 1 and len(finished) == len(set(finished)) == 3  # each trial once
+    assert {r.info.status for r in runs} <= {"FINISHED", "KILLED"} and kept <= {r.info.run_id for r in runs}
     assert _saved_complete(tmp_path / "end", store) == 3  # and the end of the sweep is saved too
 
     from mate.cli import main

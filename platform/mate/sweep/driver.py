@@ -192,7 +192,8 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
 
     from mate.sweep.callback import MlflowSweepCallback, StateCallback
     from mate.sweep.placement import check_packing, cluster_worker_types, driver_threads, trial_gpus
-    from mate.sweep.prepare import prepare
+    from mate.storage import is_uri
+    from mate.sweep.prepare import prepare, prepare_on_gpu_worker
     from mate.sweep.report import write_report
     from mate.sweep.rerun import run_replicates
     from mate.sweep.space import check_resumable, load_space
@@ -227,8 +228,12 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
         for note in check_packing(cpus, gpus, *cluster_worker_types()):
             log(f"sweep: {note}")
         driver_threads(log)
-    pinned, shipped = prepare(space, ws, opts.data, storage=store if opts.storage else None,
-                              progress=opts.progress, log=log)
+    if opts.address is not None and opts.storage and gpus > 0:  # trainings on a GPU worker, not the head's CPU
+        data = opts.data if not opts.data or is_uri(opts.data) else str(Path(opts.data).expanduser().resolve())
+        pinned, shipped = prepare_on_gpu_worker(space, name, data, store, cpus=cpus, log=log)
+    else:
+        pinned, shipped = prepare(space, ws, opts.data, storage=store if opts.storage else None,
+                                  progress=opts.progress, log=log)
     if opts.prepare_only:
         return {"pinned": pinned, "shipped": shipped}
 
@@ -237,7 +242,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
                              shipped=shipped),
         {"cpu": cpus, "gpu": gpus})
 
-    saver = Saver(store, ws, log) if opts.storage else None
+    saver = Saver(store, ws) if opts.storage else None
     tracker = Tracker(opts.tracking_uri or default_uri(ws), ws)
     experiment = tracker.experiment(name)
     parent = tracker.run(experiment, {"sweep": name, "mate.role": "parent"}, name=name)

@@ -39,6 +39,44 @@ def prepare(space, workspace: str | Path, data: str | None = None, *, storage=No
                            model_dir=model_dir)
 
 
+PREPARED = "prepared.json"  # under <storage>/<sweep>/: what the prepare task gave, reused by a restored sweep
+
+
+def prepare_on_gpu_worker(space, name: str, data: str | None, storage, *, cpus: float,
+                          log: Callable[[str], None] = print) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The prepare stage as a Ray task with one GPU, on a worker (the head offers Ray no CPU and its torch is the CPU
+    build): it trains the evaluators and the tokenizer there, in the node's own cache, and publishes the bundle to
+    `storage`, which is how trials get it anyway. A sweep restored with the same `--data` reuses its record on the
+    storage instead of running it again. A local `--data` folder must be visible on the workers (NFS); an
+    s3:// dataset always is."""
+    import json
+
+    import ray
+
+    record = f"{name}/{PREPARED}"
+    if storage.is_file(record):
+        done = json.loads(storage.read_text(record))
+        if done.get("data") == data and storage.is_file(f"prepared/{done['shipped']['key']}.tar"):
+            log(f"prepare: done before ({storage.url(record)}), bundle {done['shipped']['key']}")
+            return done["pinned"], done["shipped"]
+
+    @ray.remote
+    def task(space, data, uri):
+        from mate.storage import Storage
+        from mate.sweep.nodes import node_cache_root
+
+        pinned, shipped = prepare(space, node_cache_root() / "prepare", data, storage=Storage(uri), progress=False,
+                                  log=lambda line: print(line, flush=True))
+        return pinned, shipped, ray.get_runtime_context().get_node_id(), [str(g) for g in ray.get_gpu_ids()]
+
+    log("prepare: as a task with one GPU on a worker (the autoscaler starts one if none is up)")
+    ref = task.options(num_gpus=1, num_cpus=cpus).remote(space, data, storage.uri)
+    pinned, shipped, node, gpu_ids = ray.get(ref)
+    log(f"prepare: ran on node {node} (GPU ids {gpu_ids})")
+    storage.write_text(record, json.dumps({"data": data, "pinned": pinned, "shipped": shipped, "node": node}))
+    return pinned, shipped
+
+
 def check_data(data: str) -> None:
     """`--data` names something: a folder, or a URI with objects under it (checked before Ray starts)."""
     from mate.storage import Storage

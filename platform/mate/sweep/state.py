@@ -75,10 +75,12 @@ def save(store, workspace: str | Path) -> list[str]:
 
 class Saver:
     """`save` for the sweep driver: after each trial starts (Optuna has just been asked for it) and ends, and at the
-    end, never more often than `every` seconds except when forced (a failing save is logged, not raised: it must not stop the sweep)."""
+    end, never more often than `every` seconds except when forced (a failing save is printed, not raised: it must not
+    stop the sweep). It holds no log function: Tune pickles its callbacks with the run, and a Ray Job's driver
+    replaces `print`, so a captured one no longer pickles."""
 
-    def __init__(self, store, workspace: str | Path, log: Callable[[str], None] = print, every: float = 0.0):
-        self.store, self.workspace, self.log, self.every = store, workspace, log, every
+    def __init__(self, store, workspace: str | Path, every: float = 0.0):
+        self.store, self.workspace, self.every = store, workspace, every
         self.last = 0.0
         self.count = 0
 
@@ -89,5 +91,6 @@ class Saver:
             save(self.store, self.workspace)
             self.count += 1
         except Exception as exc:  # noqa: BLE001 - a storage hiccup must not end the sweep
-            self.log(f"state: could not save the stores to {self.store.url(PREFIX)} ({exc}); the next save retries")
+            print(f"state: could not save the stores to {self.store.url(PREFIX)} ({exc}); the next save retries",
+                  flush=True)
         self.last = time.monotonic()
