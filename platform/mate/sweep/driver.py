@@ -79,6 +79,13 @@ def _pruning_classes():
                     return
             super().on_trial_complete(trial_id, result, error)
 
+        def on_trial_result(self, trial_id, result):
+            if trial_id in self._ot_trials and self._told(trial_id):
+                # a trial Tune re-runs after a restore (its saved state lagged the study): Optuna has its answer and
+                # refuses reports on a finished trial (UpdateFinishedTrialError would end the sweep)
+                return
+            super().on_trial_result(trial_id, result)
+
         def _told(self, trial_id) -> bool:
             ot = self._ot_trials[trial_id]
             return self._ot_study._storage.get_trial(ot._trial_id).state.is_finished()
