@@ -4,7 +4,8 @@ text encoder with trainable rows (the alignment's language-model pass), then the
 against two at once on the same GPU (what `--gpus-per-trial 0.5` packs).
 
 Needs only PyTorch and transformers (a GPU machine may have nothing else): `PYTHONPATH=platform python
-bench/gpu_stages.py [--seconds 20] [--out gpu.json]`. The data are random tensors of HumanML3D's shapes (263
+bench/gpu_stages.py [--seconds 20] [--out gpu.json] [--trial]` (`--trial` then runs a whole tiny trial on the
+device, the check of every stage's device placement; it also needs matplotlib). The data are random tensors of HumanML3D's shapes (263
 channels, clips up to 196 rows, 4x temporal downsampling): throughput does not depend on their values. The sizes are
 the `paper` profile's (mate.config), so the figures are what a paper-profile trial's stages cost; `mate sweep
 --dry-run` reads its per-stage step times from the table this prints (STEP_SECONDS in mate.sweep.grid).
@@ -174,10 +175,39 @@ def packed(seconds: float) -> dict[str, float]:
     return out
 
 
+def tiny_trial(root: Path) -> dict:
+    """A whole `tiny` trial (evaluators, alignment, tokenizer, masked generator, scoring) on this machine's device,
+    with a randomly initialised DistilBERT built here as the tests build theirs: the check that every stage runs on
+    CUDA (CPU and GPU disagreeing on a tensor's device fails it). Needs the package's other runtime dependencies
+    (matplotlib for the alignment's plots); without them it says which is missing."""
+    import importlib.util
+
+    missing = [m for m in ("matplotlib",) if importlib.util.find_spec(m) is None]
+    if missing:
+        return {"skipped": f"needs {', '.join(missing)}"}
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from mate.data.synth import synthesize
+    from mate.pipeline import run_trial
+    from tests.text.tiny_models import build_tiny
+
+    model = build_tiny("distilbert", root / "model")
+    synthesize(root / "corpus", num=128, seed=0, progress=False)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    metrics = run_trial(resolve({"profile": "tiny", "data.dir": str(root / "corpus"), "encoder.path": str(model),
+                                 "gen.kind": "masked"}), workspace=root / "ws", out=root / "out", log=lambda s: None)
+    return {"seconds": time.perf_counter() - t0, "eval/fid": metrics["eval/fid"],
+            "cost/align_seconds": metrics.get("cost/align_seconds"),
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=20.0, help="timed seconds per stage")
     p.add_argument("--out", help="write the figures as JSON here")
+    p.add_argument("--trial", action="store_true", help="then a whole tiny trial on the device (every stage's device "
+                                                        "placement; needs matplotlib besides torch and transformers)")
     args = p.parse_args(argv)
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
@@ -196,6 +226,12 @@ def main(argv=None) -> int:
     if cuda:
         result["packing"] = packed(seconds)
         print(json.dumps(result["packing"], indent=1))
+    if args.trial:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="mate-gpu-trial-") as tmp:
+            result["tiny_trial"] = tiny_trial(Path(tmp))
+        print("tiny trial", json.dumps(result["tiny_trial"]), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
     return 0
