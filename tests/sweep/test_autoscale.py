@@ -137,3 +137,15 @@ def test_two_trials_share_each_logical_gpu(swept):
               and a["started"] < b["reported"] and b["started"] < a["reported"]]
     assert shared, "no two trials ran on one worker's GPU at the same time"
     assert len({p["node_id"] for p in procs}) <= 2  # two a node: four trials need at most the two workers allowed
+
+
+def test_a_share_whose_cpus_would_idle_the_gpu_is_refused_before_any_trial(cluster, tiny_corpus):
+    """2 CPUs and 0.5 GPU a trial on the 2-CPU, 1-GPU worker type: two a GPU by the GPU, one by the CPUs."""
+    space = cluster["root"] / "idle.yaml"
+    space.write_text(SPACE.replace("name: autoscale", "name: idle").replace("cpus_per_trial: 1", "cpus_per_trial: 2"))
+    job = ray_cli(cluster["env"], "job", "submit", "--address", cluster["address"], "--", sys.executable,
+                  str(REPO / "jobs" / "sweep.py"), str(space), "--workspace", str(cluster["root"] / "head-ws"),
+                  "--data", str(tiny_corpus), "--storage", str(cluster["root"] / "store"), "--quiet", timeout=300)
+    out = job.stdout + job.stderr
+    assert job.returncode != 0 and "hold only 1: part of every GPU would idle; use --cpus-per-trial 1" in out, out[-3000:]
+    assert "prepare:" not in out and not (cluster["root"] / "store" / "idle").exists()

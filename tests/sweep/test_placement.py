@@ -40,6 +40,8 @@ def test_cpus_that_idle_half_a_gpu_are_refused_with_the_share_that_packs():
         check_packing(4, 0.5, [G5, WorkerType("gpu_4x", 48, 4)], "ray_cluster.yaml")
     assert "gpu_1x" in str(err.value) and "idle" in str(err.value)
     assert check_packing(2, 0.5, [G5, WorkerType("gpu_4x", 48, 4)], "ray_cluster.yaml") == []
+    with pytest.raises(UserError, match=r"use --gpus-per-trial 1$"):  # no whole CPU count packs four: a bigger share
+        check_packing(2, 0.25, [WorkerType("small", 2, 1)], "x.yaml")
 
 
 def test_a_trial_no_worker_type_can_hold_is_refused_and_cpu_types_are_noted():

@@ -106,12 +106,14 @@ def check_packing(cpus: float, gpus: float, workers: list[WorkerType], source: s
     if gpus > 0:
         for w in hosts:
             by_gpu = math.floor(w.gpus / gpus + 1e-9)
-            if per_node(cpus, gpus, w) < by_gpu:
+            held = per_node(cpus, gpus, w)
+            if held < by_gpu:
                 fit = math.floor(w.cpus / by_gpu)
+                share = f"--gpus-per-trial {w.gpus / held:g}"  # the share that packs as many as the CPUs hold
+                hint = f"--cpus-per-trial {fit} (budget.cpus_per_trial) or {share}" if fit >= 1 else share
                 raise UserError(
                     f"{what} packs {by_gpu} trial(s) on a {w.name} worker by its {w.gpus:g} GPU(s), but its "
-                    f"{w.cpus:g} CPUs hold only {per_node(cpus, gpus, w)}: part of every GPU would idle; use "
-                    f"--cpus-per-trial {fit} (budget.cpus_per_trial) or a larger --gpus-per-trial")
+                    f"{w.cpus:g} CPUs hold only {held}: part of every GPU would idle; use {hint}")
     return [f"{w.name} ({w.cpus:g} CPUs, {w.gpus:g} GPUs) cannot hold {what}" for w in workers if w not in hosts]
 
 
