@@ -16,6 +16,7 @@ from typing import Any
 from ray import tune
 
 from mate.sweep.rerun import RERUN_TAG
+from mate.sweep.state import save_or_say
 from mate.sweep.trainable import rerun_of, trial_params
 
 ARTIFACT_FILES = ("metrics.json", "run.json", "history.jsonl", "aligned_rows.safetensors")
@@ -92,21 +93,21 @@ class MlflowSweepCallback(tune.Callback):
 
 
 class StateCallback(tune.Callback):
-    """Saves the workspace's stores to the sweep's storage after each trial that starts or ends (`mate.sweep.state`); listed
-    after the MLflow callback, so the saved store already holds the trial's finished run and Optuna's answer (Tune
-    tells the searcher before its callbacks)."""
+    """Saves the workspace's stores to the sweep's storage after each trial that starts or ends (`mate.sweep.state`);
+    listed after the MLflow callback, so the saved store already holds the trial's finished run and Optuna's answer
+    (Tune tells the searcher before its callbacks)."""
 
-    def __init__(self, save):
-        self.save = save
+    def __init__(self, store, workspace: str | Path):
+        self.store, self.workspace = store, workspace
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.save()  # the searcher's new trial: a restored Tune run may name it
+        save_or_say(self.store, self.workspace)  # the searcher's new trial: a restored Tune run may name it
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.save()
+        save_or_say(self.store, self.workspace)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.save()
+        save_or_say(self.store, self.workspace)
 
 
 def _download_run(trial, local: Path) -> bool:

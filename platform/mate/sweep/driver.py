@@ -204,8 +204,8 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     from mate.sweep.report import write_report
     from mate.sweep.rerun import run_replicates
     from mate.sweep.space import check_resumable, load_space
-    from mate.sweep.state import Saver
     from mate.sweep.state import restore as restore_state
+    from mate.sweep.state import save_or_say
     from mate.sweep.trainable import trial_function
     from mate.tracking import Tracker, default_uri
 
@@ -249,7 +249,6 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
                              shipped=shipped),
         {"cpu": cpus, "gpu": gpus})
 
-    saver = Saver(store, ws) if opts.storage else None
     tracker = Tracker(opts.tracking_uri or default_uri(ws), ws)
     experiment = tracker.experiment(name)
     parent = tracker.run(experiment, {"sweep": name, "mate.role": "parent"}, name=name)
@@ -260,7 +259,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     tune_rel = f"{name}/tune"
     previous = _runs(store, tune_rel)
     storage = optuna.storages.RDBStorage(f"sqlite:///{ws / 'optuna.db'}")
-    callbacks = [callback] + ([StateCallback(saver)] if saver else [])
+    callbacks = [callback] + ([StateCallback(store, ws)] if opts.storage else [])
     run_config = dict(storage_path=store.url(tune_rel), callbacks=callbacks,
                       failure_config=tune.FailureConfig(max_failures=budget.max_failures),
                       checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
@@ -291,8 +290,8 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
         mirror_results(store, tune_rel, sweep_dir / "tune")
     report = write_report(space, name, sweep_dir, tracker, parent, study=_study(space, storage, name), log=log)
     summary = _publish(report, store, opts, name, sweep_dir)
-    if saver is not None:
-        saver(force=True)
+    if opts.storage:
+        save_or_say(store, ws)
     return summary
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,24 +72,12 @@ def save(store, workspace: str | Path) -> list[str]:
     return saved
 
 
-class Saver:
-    """`save` for the sweep driver: after each trial starts (Optuna has just been asked for it) and ends, and at the
-    end, never more often than `every` seconds except when forced (a failing save is printed, not raised: it must not
-    stop the sweep). It holds no log function: Tune pickles its callbacks with the run, and a Ray Job's driver
-    replaces `print`, so a captured one no longer pickles."""
-
-    def __init__(self, store, workspace: str | Path, every: float = 0.0):
-        self.store, self.workspace, self.every = store, workspace, every
-        self.last = 0.0
-        self.count = 0
-
-    def __call__(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self.last < self.every:
-            return
-        try:
-            save(self.store, self.workspace)
-            self.count += 1
-        except Exception as exc:  # noqa: BLE001 - a storage hiccup must not end the sweep
-            print(f"state: could not save the stores to {self.store.url(PREFIX)} ({exc}); the next save retries",
-                  flush=True)
-        self.last = time.monotonic()
+def save_or_say(store, workspace: str | Path) -> None:
+    """`save` for the sweep driver (after each trial starts and ends, and at the end): a failing save is printed, not
+    raised, since a storage hiccup must not stop the sweep; the next save retries. It prints through the builtin at
+    call time: Tune pickles its callbacks with the run, and a Ray Job's driver replaces `print`, so a captured log
+    function would no longer pickle."""
+    try:
+        save(store, workspace)
+    except Exception as exc:  # noqa: BLE001
+        print(f"state: could not save the stores to {store.url(PREFIX)} ({exc}); the next save retries", flush=True)
