@@ -197,9 +197,9 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     import ray
     from ray import tune
 
+    from mate.storage import is_uri
     from mate.sweep.callback import MlflowSweepCallback, StateCallback
     from mate.sweep.placement import check_packing, cluster_worker_types, driver_threads, trial_gpus
-    from mate.storage import is_uri
     from mate.sweep.prepare import prepare, prepare_on_gpu_worker
     from mate.sweep.report import write_report
     from mate.sweep.rerun import run_replicates
