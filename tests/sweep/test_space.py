@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from mate.config import Config, ConfigError, resolve
-from mate.sweep.space import check_resumable, estimate, format_estimate, format_trials, load_space
+from mate.sweep.dryrun import describe, estimate, format_estimate, format_trials
+from mate.sweep.space import check_resumable, load_space
 
 REPO = Path(__file__).resolve().parents[2]
 SPACES = REPO / "search_spaces"
@@ -67,7 +68,12 @@ def test_every_shipped_space_loads_and_its_trials_resolve(name):
         assert len(space.seeds) >= 3  # ablations replicate over several seeds
     text = format_trials(space)
     assert space.name in text and space.profile in text
-    assert "trials" in format_estimate(estimate(space))
+    if space.profile == "paper":  # priced by stage: no per-trial CPU estimate, the dry-run shows the stages
+        with pytest.raises(ValueError, match="priced by stage"):
+            estimate(space)
+        assert "GPU-hours by stage" in describe(space)
+    else:
+        assert "trials" in format_estimate(estimate(space))
     header = (SPACES / f"{name}.yaml").read_text().splitlines()[0]
     assert header.startswith("#")  # every file says what it studies
 
@@ -187,6 +193,9 @@ BAD = [
      r"1e-4 as text: write it with a dot, e.g. 1.0e-4\)")),
     ("log scale from zero", SEARCH.replace("[0.25, 4.0]", "[0.0, 4.0]"),
      r"search.align.sigma_scale.loguniform: a log scale needs low > 0"),
+    ("an int range that is not whole steps", SEARCH.replace("{int: [1, 4]}", "{int: [1, 8], step: 2}"),
+     r"search.align.prototypes_per_word.int: \[1, 8\] is not a whole number of steps of 2 \(Optuna would stop at 7\); "
+     r"write \[1, 7\] or \[1, 9\]"),
     ("test metric as objective", SEARCH.replace("val/probe/word_pair_acc", "probe/word_pair_acc"),
      (r"objective.metric: 'probe/word_pair_acc' is not a val/\* metric; test figures never drive selection "
      r"\(docs/architecture\.md §7\): use 'val/probe/word_pair_acc'")),
@@ -327,9 +336,9 @@ def test_estimate_is_trials_times_the_profiles_per_trial_cost(tmp_path):
     assert smoke["gpu_hours"] == 0 and smoke["wall_hours"] == pytest.approx(2 * 90 / 3600)  # 2 at a time
     losses = estimate(load_space(SPACES / "ablation_losses.yaml"))
     assert losses["trials"] == 21 and losses["total_seconds"] == 21 * losses["per_trial_seconds"] == 21 * 14 * 60
-    paper = estimate(load_space(SPACES / "mate_humanml3d.yaml"))
-    assert paper["device"] == "gpu" and paper["rerun_trials"] == 9
-    assert paper["gpu_hours"] == pytest.approx((64 + 9) * 3)  # 3 GPU-hours a trial, shared GPUs or not
+    threads = SEARCH.replace("max_concurrent: 2}", "max_concurrent: 2, cpus_per_trial: 2}")
+    two = estimate(load_space(write(tmp_path, threads)))
+    assert two["per_trial_seconds"] == 45.0 and two["cpu_hours"] == smoke["cpu_hours"]  # ideal scaling
     cheap = estimate(load_space(write(tmp_path, SEARCH.replace("profile: smoke", "profile: tiny"))))
     assert cheap["per_trial_seconds"] == 10.0 and cheap["total_seconds"] == 40.0
 

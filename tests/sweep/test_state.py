@@ -120,23 +120,3 @@ def test_a_killed_sweep_continues_from_a_fresh_workspace(s3_server, tiny_corpus,
     assert main(["sweep", str(space), "--workspace", str(tmp_path / "elsewhere"), "--data", str(tiny_corpus),
                  "--storage", f"s3://{BUCKET}/mate", "--quiet"]) != 0
     assert not (tmp_path / "elsewhere" / "optuna.db").exists()
-
-
-def test_a_trial_rerun_after_a_restore_does_not_report_into_its_finished_study_trial(tmp_path):
-    """The race CI met: the saved study already holds a trial's answer while Tune's saved state still runs it, so
-    the restored run repeats its last epochs and reports them again; Optuna refuses reports on a finished trial."""
-    import optuna
-
-    from mate.sweep.driver import _pruning_classes
-
-    _, Search = _pruning_classes()
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
-    search = Search(space={"x": optuna.distributions.FloatDistribution(0, 1)}, metric="m", mode="max",
-                    study_name="race", storage=storage, stopped=set())
-    assert search.suggest("t1") is not None
-    search.on_trial_result("t1", {"m": 0.1, "training_iteration": 1})
-    optuna.load_study(study_name="race", storage=storage).tell(0, 0.2)  # the saved study: told before the kill
-    search.on_trial_result("t1", {"m": 0.2, "training_iteration": 2})  # the re-run's report: ignored, no error
-    search.on_trial_complete("t1", {"m": 0.3, "training_iteration": 2})  # its end again: the first answer stays
-    trials = optuna.load_study(study_name="race", storage=storage).trials
-    assert [(t.state.name, t.value) for t in trials] == [("COMPLETE", 0.2)]

@@ -39,7 +39,7 @@ def _options(args):
 
 
 def _cmd_sweep(args: argparse.Namespace, grid_only: bool = False) -> int:
-    from mate.sweep.space import estimate, format_estimate, format_trials, load_space
+    from mate.sweep.space import load_space
 
     path = _space_path(args.space)
     opts = _options(args)
@@ -47,16 +47,9 @@ def _cmd_sweep(args: argparse.Namespace, grid_only: bool = False) -> int:
     if grid_only and space.is_search:
         raise UserError(f"{path}: mate ablate runs grids (grid/ofat/points); this file is a search: mate sweep {path}")
     if args.dry_run:
-        print(format_trials(space))
-        if space.profile != "paper":
-            print(format_estimate(estimate(space)))
-            return 0
-        from mate.sweep.cost import format_stages  # GPU sizes: steps per stage, not a CPU trial's seconds
+        from mate.sweep.dryrun import describe
 
-        trials = space.num_trials + (space.rerun.top * len(space.rerun.seeds) if space.rerun else 0)
-        first = {} if space.is_search else space.trials()[0]
-        cfg = space.trial_config(first, extra={"data.dir": args.data or "HumanML3D"})
-        print(format_stages(cfg, trials, space.budget.gpus_per_trial, space.budget.max_concurrent))
+        print(describe(space, args.data))
         return 0
     from mate.sweep.driver import run_sweep
 

@@ -40,57 +40,17 @@ class SweepOptions:
     variant: str | None = None
 
 
-def _pruning_classes():
-    """ASHA that remembers whom it stopped early, and an OptunaSearch that tells Optuna those trials were PRUNED and
-    errored ones FAIL (Ray's own tells both COMPLETE with their last value, which would teach TPE a half-trained or
-    broken figure)."""
-    from optuna.trial import TrialState
-    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
-    from ray.tune.search.optuna import OptunaSearch
+@dataclass
+class TuneInputs:
+    """What a new Tune run of a sweep is built from (`_new_tuner`)."""
 
-    class Asha(ASHAScheduler):
-        def __init__(self, *, stopped: set, **kw):
-            super().__init__(**kw)
-            self.stopped = stopped
-
-        def on_trial_result(self, tune_controller, trial, result):
-            action = super().on_trial_result(tune_controller, trial, result)
-            if action == TrialScheduler.STOP and result.get(self._time_attr, 0) < self._max_t:
-                self.stopped.add(trial.trial_id)
-            return action
-
-    class Search(OptunaSearch):
-        def __init__(self, *a, stopped: set, **kw):
-            super().__init__(*a, **kw)
-            self.stopped = stopped
-
-        def on_trial_complete(self, trial_id, result=None, error=False):
-            if trial_id in self._ot_trials and trial_id not in self._completed_trials:
-                if self._told(trial_id):
-                    # a driver killed after telling Optuna but before Tune saved its state: the restored trial
-                    # ran again (from its checkpoint); Optuna keeps its first answer
-                    self._completed_trials.add(trial_id)
-                    return
-                if error or trial_id in self.stopped:
-                    # an errored trial is FAIL even when it reported epochs before (Ray would tell its last value)
-                    state = TrialState.FAIL if error else TrialState.PRUNED
-                    self._ot_study.tell(self._ot_trials[trial_id], None, state=state)
-                    self._completed_trials.add(trial_id)
-                    return
-            super().on_trial_complete(trial_id, result, error)
-
-        def on_trial_result(self, trial_id, result):
-            if trial_id in self._ot_trials and self._told(trial_id):
-                # a trial Tune re-runs after a restore (its saved state lagged the study): Optuna has its answer and
-                # refuses reports on a finished trial (UpdateFinishedTrialError would end the sweep)
-                return
-            super().on_trial_result(trial_id, result)
-
-        def _told(self, trial_id) -> bool:
-            ot = self._ot_trials[trial_id]
-            return self._ot_study._storage.get_trial(ot._trial_id).state.is_finished()
-
-    return Asha, Search
+    space: Any
+    name: str  # the sweep's (and its Optuna study's) name
+    opts: SweepOptions
+    trainable: Any  # the resourced trial function
+    optuna_storage: Any
+    stopped: set  # ids of the trials ASHA stops early, shared by the scheduler and the search
+    run_config: dict  # tune.RunConfig keywords but the run's name
 
 
 def _runs(store, tune_rel: str) -> list[str]:
@@ -273,8 +233,8 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
         expected = int(store.read_text(f"{last}/{EXPECTED}")) if store.is_file(f"{last}/{EXPECTED}") else 0
     else:
         run_rel = f"{tune_rel}/run-{len(previous) + 1}"
-        tuner, expected = _new_tuner(space, name, opts, trainable, storage, stopped, run_rel.rsplit("/", 1)[1],
-                                     run_config, log)
+        inputs = TuneInputs(space, name, opts, trainable, storage, stopped, run_config)
+        tuner, expected = _new_tuner(inputs, run_rel.rsplit("/", 1)[1], log)
         if tuner is not None:
             store.write_text(f"{run_rel}/{EXPECTED}", str(expected))
     finished = True  # a search with every sample done starts no run
@@ -377,12 +337,14 @@ def close_leftovers(tracker, experiment: str, name: str, storage, log: Callable[
         log(f"sweep: closed {closed} MLflow run(s) and {len(running)} Optuna trial(s) a killed driver left RUNNING")
 
 
-def _new_tuner(space, name, opts, trainable, storage, stopped, run_name, run_config, log):
+def _new_tuner(inputs: TuneInputs, run_name: str, log: Callable[[str], None]):
+    """A new Tune run: the search's remaining samples (None when none remain) or every grid trial; with how many
+    trials it starts."""
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
+    space, name, opts, storage, stopped = inputs.space, inputs.name, inputs.opts, inputs.optuna_storage, inputs.stopped
     budget = space.budget
-    Asha, Search = _pruning_classes()
     concurrency = opts.max_concurrent or budget.max_concurrent
     if space.is_search:
         done = sum(n for s, n in _study_counts(storage, name).items() if s in ("COMPLETE", "PRUNED", "FAIL"))
@@ -393,11 +355,13 @@ def _new_tuner(space, name, opts, trainable, storage, stopped, run_name, run_con
             return None, 0
         metric = space.metrics if space.multi_objective else space.metrics[0]
         mode = space.modes if space.multi_objective else space.modes[0]
+        from mate.sweep.pruning import PruningSearch, StoppingAsha
+
         _named_study(space, storage, name)
-        search = Search(space=space.sample, metric=metric, mode=mode, sampler=space.optuna_sampler(),
-                        study_name=name, storage=storage, stopped=stopped)
-        scheduler = (Asha(stopped=stopped, time_attr="gen/epoch", max_t=space.max_epochs,
-                          grace_period=budget.grace_period, metric=metric, mode=mode)
+        search = PruningSearch(space=space.sample, metric=metric, mode=mode, sampler=space.optuna_sampler(),
+                               study_name=name, storage=storage, stopped=stopped)
+        scheduler = (StoppingAsha(stopped=stopped, time_attr="gen/epoch", max_t=space.max_epochs,
+                                  grace_period=budget.grace_period, metric=metric, mode=mode)
                      if space.scheduler == "asha" else FIFOScheduler())
         tune_config = tune.TuneConfig(search_alg=search, scheduler=scheduler, num_samples=todo,
                                       max_concurrent_trials=concurrency, time_budget_s=budget.time_budget_s,
@@ -412,5 +376,5 @@ def _new_tuner(space, name, opts, trainable, storage, stopped, run_name, run_con
         param_space = space.tune_param_space()
         log(f"sweep: {space.num_trials} grid trial(s)")
         expected = space.num_trials
-    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
-                      run_config=tune.RunConfig(name=run_name, **run_config)), expected
+    return tune.Tuner(inputs.trainable, param_space=param_space, tune_config=tune_config,
+                      run_config=tune.RunConfig(name=run_name, **inputs.run_config)), expected

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mate.errors import UserError
+from mate.sweep.private_api import HEAD_RESOURCE
 
 CONFIG_ENV = "MATE_CLUSTER_CONFIG"
 BOOTSTRAP = "~/ray_bootstrap_config.yaml"  # where `ray up` leaves the autoscaler's config on the head
@@ -65,7 +66,7 @@ def node_worker_types(nodes: Iterable[Mapping]) -> list[WorkerType]:
     shapes = {}
     for n in nodes:
         res = n.get("Resources") or {}
-        if not n.get("Alive") or "node:__internal_head__" in res:
+        if not n.get("Alive") or HEAD_RESOURCE in res:
             continue
         shape = (float(res.get("CPU", 0)), float(res.get("GPU", 0)))
         shapes.setdefault(shape, WorkerType(f"node {n.get('NodeManagerAddress', '?')}", *shape))

@@ -107,9 +107,6 @@ def trial_function(config: Mapping[str, Any], *, space, workspace: str, pinned: 
 def trial_working_dir() -> Path:
     """The trial's working directory, whose files Tune syncs to storage (the trial dir Tune names elsewhere lives on
     the driver's node, which another node cannot write to)."""
-    try:
-        from ray.train._internal.session import get_session
+    from ray import tune
 
-        return Path(get_session().storage.trial_working_directory)
-    except (ImportError, AttributeError):  # a Ray without the internal session: Tune chdirs into it by default
-        return Path.cwd()
+    return Path(tune.get_context().get_storage().trial_working_directory)

@@ -1,20 +1,19 @@
-"""The structure of a search-space file (pydantic: section names, types, simple ranges) and the normalised search
-parameter. What the values mean (registered keys, conditions, seeds, objectives, budgets) is `mate.sweep.space_check`'s
-job; the file format itself is documented in `mate.sweep.space`.
+"""The structure of a search-space file (pydantic: section names, types, simple ranges). What the values mean
+(registered keys, conditions, seeds, objectives, budgets) is `checks`'s job; the file format is documented in the
+package's docstring (`mate.sweep.space`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mate.sweep import grid as G
+from .kinds import KINDS as PARAM_KINDS
 
-KINDS = ("search", "grid", "ofat", "points")
-DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
+SPACE_KINDS = ("search", "grid", "ofat", "points")  # the four ways a file lists its trials
+DISTRIBUTIONS = tuple(PARAM_KINDS)
 
 
 class _Strict(BaseModel):
@@ -76,41 +75,3 @@ class SpaceFile(_Strict):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, Mapping) else value
-
-
-@dataclass(frozen=True)
-class Param:
-    """One search parameter, normalised (`kind` is uniform, loguniform, int or choice)."""
-
-    name: str
-    kind: str
-    low: Any = None
-    high: Any = None
-    step: int | None = None
-    log: bool = False
-    choices: tuple = ()
-    when: tuple[tuple[str, tuple], ...] = ()
-
-    def active(self, chosen: Mapping[str, Any]) -> bool:
-        return all(parent in chosen and chosen[parent] in allowed for parent, allowed in self.when)
-
-    def describe(self) -> str:
-        if self.kind == "choice":
-            text = "choice(" + ", ".join(G.fmt(c) for c in self.choices) + ")"
-        else:
-            extra = (f", step {self.step}" if self.step else "") + (", log" if self.log and self.kind == "int" else "")
-            text = f"{self.kind}({G.fmt(self.low)}, {G.fmt(self.high)}{extra})"
-        return text
-
-    def describe_when(self) -> str:
-        return " and ".join(f"{p} in ({', '.join(G.fmt(v) for v in vals)})" for p, vals in self.when)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind}
-        if self.kind == "choice":
-            out["choices"] = list(self.choices)
-        else:
-            out.update(low=self.low, high=self.high, step=self.step, log=self.log)
-        if self.when:
-            out["when"] = {p: list(v) for p, v in self.when}
-        return out

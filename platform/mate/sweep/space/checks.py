@@ -1,6 +1,6 @@
-"""What a search-space file's values mean, checked after its structure (`mate.sweep.space_schema`): registered keys of
-the right type and value, which keys may vary, conditional parameters, seeds, objectives and the budget. Every problem
-is one `ConfigError` naming the file, the key path inside it and what is allowed (the rules: `mate.sweep.space`).
+"""What a search-space file's values mean, checked after its structure (`schema`): registered keys of the right type
+and value, which keys may vary, conditional parameters, seeds, objectives and the budget. Every problem is one
+`ConfigError` naming the file, the key path inside it and what is allowed (the rules: `mate.sweep.space`'s docstring).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from mate.config import KEYS, PROFILES, TRIAL_SCORER, Config, ConfigError, check_value, flatten, resolve
-from mate.sweep import grid as G
-from mate.sweep.grid import RESERVED, Space
-from mate.sweep.space_schema import DISTRIBUTIONS, KINDS, Objective, Param, ParamSpec, SpaceFile
+from .kinds import KINDS, Param, fmt
+from .model import RESERVED, Space, cartesian, label, one_factor_at_a_time, same
+from .schema import DISTRIBUTIONS, SPACE_KINDS, Objective, ParamSpec, SpaceFile
 
 _SEEDS = "stage seeds derive from the trial's seed; replicate with `seeds:` instead"
 _MEASURE = "it changes what the metrics measure, so trials would not be comparable"
@@ -107,7 +107,7 @@ class Checker:
             raise self.fail(path, "empty list: give at least one value")
         out = tuple(self.value(f"{path}[{i}]", name, v) for i, v in enumerate(values))
         for i, v in enumerate(out):
-            if any(G._same(v, w) for w in out[:i]):
+            if any(same(v, w) for w in out[:i]):
                 raise self.fail(f"{path}[{i}]", f"{v!r} is listed twice")
         return out
 
@@ -126,7 +126,7 @@ class Checker:
             raise self.fail(path, f"step and log belong to int parameters, not {kind}")
         if kind == "choice":
             return Param(name, kind, choices=self.values(at, name, raw))
-        wanted = int if kind == "int" else float
+        wanted = KINDS[kind].value_type
         if key.type is not wanted:
             use = {int: "int: [low, high]", float: "uniform or loguniform: [low, high]"}.get(key.type, "choice: [...]")
             article = "an" if key.type is int else "a"
@@ -144,6 +144,10 @@ class Checker:
             raise self.fail(at, f"a log scale needs low > 0, got {low!r}")
         if spec.step is not None and spec.log:
             raise self.fail(path, "an int parameter takes step or log, not both")
+        if spec.step and (high - low) % spec.step:
+            top = low + (high - low) // spec.step * spec.step
+            raise self.fail(at, f"[{low}, {high}] is not a whole number of steps of {spec.step} (Optuna would stop at "
+                                f"{top}); write [{low}, {top}] or [{low}, {top + spec.step}]")
         return Param(name, kind, low, high, spec.step, log)
 
     def conditions(self, search: Mapping[str, ParamSpec], params: dict[str, Param]) -> dict[str, Param]:
@@ -162,9 +166,9 @@ class Checker:
                                                       f"which a condition must name ({others})")
                 vals = self.values(f"{at}.{parent}", parent, allowed if isinstance(allowed, list) else [allowed])
                 for v in vals:
-                    if not any(G._same(v, c) for c in params[parent].choices):
+                    if not any(same(v, c) for c in params[parent].choices):
                         raise self.fail(f"{at}.{parent}", f"{v!r} is not one of {parent}'s choices "
-                                                          f"({', '.join(map(G.fmt, params[parent].choices))})")
+                                                          f"({', '.join(map(fmt, params[parent].choices))})")
                 when.append((parent, vals))
             params[name] = replace(params[name], when=tuple(when))
         order: list[str] = []
@@ -189,7 +193,7 @@ class Checker:
             raise self.fail("name", f"{name!r}: letters, digits, '_', '.' and '-' only (it names folders)")
         if spec.profile not in PROFILES:
             raise self.fail("profile", f"must be one of {', '.join(PROFILES)}; got {spec.profile!r}")
-        given = [k for k in KINDS if getattr(spec, k) is not None]
+        given = [k for k in SPACE_KINDS if getattr(spec, k) is not None]
         if not given:
             raise self.fail("(top level)", "nothing to run: give one of search (TPE), grid, ofat or points")
         if len(given) > 1:
@@ -214,7 +218,7 @@ class Checker:
             for n, vals in spec.grid.items():
                 self.key(f"grid.{n}", n, varied=True)
                 grid[n] = self.values(f"grid.{n}", n, vals)
-            points = [(G.label(p), p) for p in G.cartesian(grid)]
+            points = [(label(p), p) for p in cartesian(grid)]
             varied, definition = list(grid), {n: list(v) for n, v in grid.items()}
         elif kind == "ofat":
             base = self.mapping("ofat.base", spec.ofat.base, varied=False)
@@ -225,10 +229,10 @@ class Checker:
             for n, vals in spec.ofat.vary.items():
                 self.key(f"ofat.vary.{n}", n, varied=True)
                 vary[n] = self.values(f"ofat.vary.{n}", n, vals)
-                if all(G._same(v, at_base[n]) for v in vary[n]):
-                    raise self.fail(f"ofat.vary.{n}", f"every value equals the base's ({G.fmt(at_base[n])}): "
+                if all(same(v, at_base[n]) for v in vary[n]):
+                    raise self.fail(f"ofat.vary.{n}", f"every value equals the base's ({fmt(at_base[n])}): "
                                                       f"nothing varies")
-            points = [(G.label(p, base), p) for p in G.one_factor_at_a_time(base, vary, at_base)]
+            points = [(label(p, base), p) for p in one_factor_at_a_time(base, vary, at_base)]
             varied = list(vary)
             definition = {"base": base, "vary": {n: list(v) for n, v in vary.items()}}
         else:
@@ -238,7 +242,7 @@ class Checker:
             for i, p in enumerate(flat):
                 if p in flat[:i]:
                     raise self.fail(f"points[{i}]", f"the same point as points[{flat.index(p)}]")
-            points = [(G.label(p), p) for p in flat]
+            points = [(label(p), p) for p in flat]
             varied = list(dict.fromkeys(k for p in flat for k in p))
             definition = flat
         self.overlap(constants, dict.fromkeys(varied), kind)
@@ -249,7 +253,7 @@ class Checker:
                       data_required=spec.data_required, constants=constants, params=params, points=points,
                       varied=tuple(varied), definition=definition, seeds=seeds, objectives=objectives,
                       budget=spec.budget, max_epochs=max_epochs, rerun=spec.rerun)
-        space._check_trials()
+        space.check_trials()
         return space
 
     def resolve(self, values: Mapping[str, Any], profile: str, path: str) -> Config:

@@ -1,5 +1,5 @@
-"""What a validated search space runs (`Space`, made by `mate.sweep.space.load_space`): its trials, their configs,
-the Optuna/Tune objects, the resume check and the `--dry-run` estimate and text.
+"""What a validated search space runs (`Space`, made by `load_space`): its trials and their configs, the Optuna and
+Tune objects (each parameter through `kinds.KINDS`), and what may not change when a sweep resumes.
 
 - Grid expansion: `cartesian(grid)` (every combination, the first key slowest) and `one_factor_at_a_time(base, vary,
   base_values)` (the base point once, then each factor's values in file order with every other key at the base; a
@@ -7,8 +7,7 @@ the Optuna/Tune objects, the resume check and the `--dry-run` estimate and text.
   (`base`, `align.prior=none`, `a=1, b=2`).
 - `check_resumable(old, new)`: a resumed sweep's space must have the same `identity()` (name, description and the
   budget keys num_samples, max_concurrent, time_budget_s aside); the error lists each changed key.
-- `estimate(space)`: trials x a per-profile per-trial cost (`TRIAL_COST`), `format_trials(space)`: a readable table.
-Nothing here imports Optuna or Ray at module level.
+Nothing here imports Optuna or Ray at module level. The `--dry-run` text and estimate: `mate.sweep.dryrun`.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +22,15 @@ from typing import Any
 
 from mate.config import Config, ConfigError, derive_seed, resolve
 
+from .kinds import Param, fmt, optuna_distribution, suggest, tune_sampler
+
 RESERVED = {
     "profile": "set it with the top-level `profile:`",
     "seed": "trial seeds come from `seeds:` (seed_mode)",
     "gen.epochs": "set it with `budget.max_epochs` (every trial's epoch count, ASHA's max_t)",
 }  # keys a space sets through its own fields, never as config keys
-MUTABLE_BUDGET = ("num_samples", "max_concurrent", "time_budget_s", "max_failures")  # may change when a sweep is extended
+# budget keys that may change when a sweep is resumed or extended
+MUTABLE_BUDGET = ("num_samples", "max_concurrent", "time_budget_s", "max_failures")
 
 
 def cartesian(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -44,39 +45,22 @@ def one_factor_at_a_time(base: Mapping[str, Any], vary: Mapping[str, Sequence[An
     points = [dict(base)]
     for name, values in vary.items():
         for value in values:
-            if _same(value, base_values[name]):
+            if same(value, base_values[name]):
                 continue
             points.append({**base, name: value})
     return points
 
 
-def _same(a: Any, b: Any) -> bool:
+def same(a: Any, b: Any) -> bool:
+    """Equal and of one type: `1 == 1.0 == True` in Python, three different values in a space file."""
     return type(a) is type(b) and a == b
 
 
 def label(point: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> str:
     """The keys where `point` differs from `base` as `k=v` words, or `base` when it does not differ."""
     base = base or {}
-    diff = {k: v for k, v in point.items() if k not in base or not _same(base[k], v)}
+    diff = {k: v for k, v in point.items() if k not in base or not same(base[k], v)}
     return ", ".join(f"{k}={fmt(v)}" for k, v in diff.items()) or "base"
-
-
-def fmt(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [list(map(str, header))] + [[fmt(c) if not isinstance(c, str) else c for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 # -- the validated space -----------------------------------------------------------------------------------------------
@@ -91,15 +75,15 @@ class Space:
     kind: str  # search | grid | ofat | points
     data_required: bool
     constants: dict[str, Any]
-    params: dict[str, Any]  # search only: name -> space.Param, parents before the ones that depend on them
+    params: dict[str, Param]  # search only: parents before the ones that depend on them
     points: list[tuple[str, dict[str, Any]]]  # grids only: (label, overrides)
     varied: tuple[str, ...]  # the keys the trials vary
     definition: Any  # the normalised search/grid/ofat/points section (part of the fingerprint)
     seeds: tuple[int, ...]
-    objectives: tuple  # of space.Objective
-    budget: Any  # space.Budget
+    objectives: tuple  # of schema.Objective
+    budget: Any  # schema.Budget
     max_epochs: int
-    rerun: Any = None  # space.Rerun
+    rerun: Any = None  # schema.Rerun
 
     @property
     def where(self) -> str:
@@ -202,7 +186,7 @@ class Space:
         except ConfigError as exc:
             raise ConfigError(f"{self.where}: {what}{exc}") from None
 
-    def _check_trials(self) -> None:
+    def check_trials(self) -> None:
         """Resolve every grid trial, or the search's base with each parameter at each bound / choice."""
         if self.is_search:
             probes = [{n: v} for n, p in self.params.items() for v in (p.choices or (p.low, p.high))]
@@ -225,18 +209,8 @@ class Space:
 
     # -- Optuna / Tune objects (imported here only) --------------------------------------------------------------------
     def optuna_distributions(self) -> dict[str, Any]:
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
         self._need_search("optuna_distributions")
-        out: dict[str, Any] = {}
-        for name, p in self.params.items():
-            if p.kind == "choice":
-                out[name] = CategoricalDistribution(list(p.choices))
-            elif p.kind == "int":
-                out[name] = IntDistribution(p.low, p.high, log=p.log, step=p.step or 1)
-            else:
-                out[name] = FloatDistribution(p.low, p.high, log=p.log)
-        return out
+        return {name: optuna_distribution(p) for name, p in self.params.items()}
 
     def sample(self, trial: Any) -> dict[str, Any]:
         """Define-by-run for Optuna (and Ray's OptunaSearch `space=`): suggests the active parameters, parents first,
@@ -245,7 +219,7 @@ class Space:
         chosen: dict[str, Any] = {}
         for name, p in self.params.items():
             if p.active(chosen):
-                chosen[name] = _suggest(trial, name, p)
+                chosen[name] = suggest(trial, p)
         return {"seed": self.trial_seed(trial.number)}
 
     def optuna_sampler(self):
@@ -265,15 +239,7 @@ class Space:
 
         if not self.is_search:
             return {"trial": tune.grid_search(self.trials())}
-        out: dict[str, Any] = {}
-        for name, p in self.params.items():
-            if p.kind == "choice":
-                out[name] = tune.choice(list(p.choices))
-            elif p.kind == "int":
-                out[name] = tune.lograndint(p.low, p.high + 1) if p.log else tune.qrandint(p.low, p.high, p.step or 1)
-            else:
-                out[name] = (tune.loguniform if p.log else tune.uniform)(p.low, p.high)
-        return out
+        return {name: tune_sampler(p) for name, p in self.params.items()}
 
     def _need_search(self, what: str) -> None:
         if not self.is_search:
@@ -292,14 +258,6 @@ class Space:
 
     def fingerprint(self) -> str:
         return _hash(self.identity())
-
-
-def _suggest(trial: Any, name: str, p: Any) -> Any:
-    if p.kind == "choice":
-        return trial.suggest_categorical(name, list(p.choices))
-    if p.kind == "int":
-        return trial.suggest_int(name, p.low, p.high, step=p.step or 1, log=p.log)
-    return trial.suggest_float(name, p.low, p.high, log=p.log)
 
 
 def _hash(identity: Mapping[str, Any]) -> str:
@@ -348,93 +306,3 @@ _RESUME_HINT = ("Only budget.num_samples, budget.max_concurrent and budget.time_
 def _short(value: Any) -> str:
     text = json.dumps(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-# -- --dry-run ---------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TrialCost:
-    """Rough wall seconds of one trial of a profile on its reference resources (the generator's epochs dominate)."""
-
-    seconds: float
-    cpus: int
-    gpus: float
-    basis: str
-
-
-TRIAL_COST = {
-    "tiny": TrialCost(10, 1, 0, "~10 s a trial on one CPU thread"),
-    "smoke": TrialCost(90, 1, 0, "~90 s a trial on one CPU thread"),
-    "bench": TrialCost(14 * 60, 1, 0, "~14 min a trial on one CPU thread (alignment ~7, masked generator ~6-7)"),
-    "paper": TrialCost(3 * 3600, 8, 1, "~3 h a trial on one GPU (HumanML3D-sized)"),
-}
-
-
-def estimate(space: Space) -> dict[str, Any]:
-    """Trials and rough CPU-/GPU-hours for `--dry-run`: `TRIAL_COST[profile]` scaled by budget.max_epochs over the
-    profile's gen.epochs and by the trial's share of the reference resources (ideal scaling). An upper bound when ASHA
-    stops weak trials early."""
-    ref = TRIAL_COST[space.profile]
-    b = space.budget
-    per = ref.seconds * space.max_epochs / resolve(profile=space.profile)["gen.epochs"]
-    notes = [ref.basis]
-    if ref.gpus and b.gpus_per_trial:
-        per *= ref.gpus / b.gpus_per_trial
-    elif ref.gpus:
-        notes.append("a GPU profile without a GPU: far slower than this")
-    else:
-        per *= ref.cpus / b.cpus_per_trial
-    trials = space.num_trials
-    rerun = space.rerun.top * len(space.rerun.seeds) if space.rerun else 0
-    total = (trials + rerun) * per
-    search_wall = math.ceil(trials / min(b.max_concurrent, trials)) * per
-    if b.time_budget_s:
-        search_wall = min(search_wall, b.time_budget_s)
-    wall = search_wall + (math.ceil(rerun / min(b.max_concurrent, rerun)) * per if rerun else 0)
-    if space.scheduler == "asha":
-        notes.append("an upper bound: ASHA stops weak trials early")
-    return {"trials": trials, "rerun_trials": rerun, "per_trial_seconds": per, "total_seconds": total,
-            "cpu_hours": total * b.cpus_per_trial / 3600, "gpu_hours": total * b.gpus_per_trial / 3600,
-            "wall_hours": wall / 3600, "device": "gpu" if b.gpus_per_trial else "cpu",
-            "max_concurrent": b.max_concurrent, "notes": notes}
-
-
-def format_estimate(est: Mapping[str, Any]) -> str:
-    runs = f"{est['trials']} trials" + (f" + {est['rerun_trials']} re-runs" if est["rerun_trials"] else "")
-    hours = f"{est['gpu_hours']:.1f} GPU-hours, " if est["device"] == "gpu" else ""
-    return (f"{runs} x ~{_duration(est['per_trial_seconds'])} = {hours}{est['cpu_hours']:.2f} CPU-hours; about "
-            f"{_duration(est['wall_hours'] * 3600)} wall at {est['max_concurrent']} at a time "
-            f"({'; '.join(est['notes'])})")
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
-
-
-def format_trials(space: Space) -> str:
-    """A readable summary: what runs, then the distributions (a search) or every trial (a grid)."""
-    b = space.budget
-    objective = ", ".join(f"{o.metric} ({o.mode})" for o in space.objectives)
-    how = {"tpe": f"TPE (seed {space.base_seed}), {b.num_samples} trials",
-           "nsga2": f"NSGA-II (seed {space.base_seed}), {b.num_samples} trials",
-           "grid": f"{space.kind}: {len(space.points)} points x {len(space.seeds)} seeds = {space.num_trials} trials"}
-    lines = [(f"{space.name} ({space.where}): profile {space.profile}, {how[space.algorithm]}, "
-              f"{space.scheduler.upper()} over {space.max_epochs} epochs"),
-             f"objective: {objective}",
-             f"per trial: {b.cpus_per_trial} CPU, {fmt(b.gpus_per_trial)} GPU; {b.max_concurrent} at a time"
-             + (f"; time budget {_duration(b.time_budget_s)}" if b.time_budget_s else "")]
-    if space.constants:
-        lines.append("constants: " + ", ".join(f"{k}={fmt(v)}" for k, v in space.constants.items()))
-    if space.data_required:
-        lines.append("needs --data DIR (a real dataset)")
-    if space.is_search:
-        rows = [(n, p.describe(), p.describe_when()) for n, p in space.params.items()]
-        lines += ["", table(("parameter", "distribution", "when"), rows)]
-        if space.rerun:
-            lines.append(f"then the best {space.rerun.top} re-run over seeds {list(space.rerun.seeds)}")
-    else:
-        rows = [(str(i + 1), str(t["seed"]), label) for i, (t, label) in enumerate(zip(space.trials(),
-                                                                                    space.labels()))]
-        lines += ["", table(("#", "seed", "trial"), rows)]
-    return "\n".join(lines)
