@@ -54,6 +54,25 @@ def test_config_errors_exit_2(capsys):
     assert "profile: tiny" in out and "seed: 4" in out and "data.num_clips: 128" in out
 
 
+def test_config_keys_set_the_test_only_keys_apart_and_marked(capsys):
+    from mate.config import KEYS, TEST_ONLY
+
+    assert TEST_ONLY == {k for k in KEYS if k.startswith("debug.")} and TEST_ONLY
+    assert main(["config", "--keys"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    marker = next(i for i, line in enumerate(lines) if line.startswith("# test-only keys"))
+    listed = {line.split()[0] for line in lines if line and not line.startswith("#")}
+    assert listed == set(KEYS)  # every key once
+    for i, line in enumerate(lines):
+        if line and not line.startswith("#"):
+            test_only = line.split()[0] in TEST_ONLY
+            assert (i > marker and "[test-only]" in line) == test_only, line
+    assert main(["config"]) == 0
+    assert "debug" not in capsys.readouterr().out  # unset test keys stay out of a resolved config
+    assert main(["config", "debug.nan_epoch=3"]) == 0
+    assert "nan_epoch: 3" in capsys.readouterr().out
+
+
 def test_synth_command_is_idempotent_and_guards_other_folders(tmp_path, capsys):
     out = tmp_path / "corpus"
     assert main(["data", "synth", "--out", str(out), "--num", "40", "--seed", "3", "--quiet"]) == 0

@@ -88,16 +88,22 @@ def _cmd_data_pack(args: argparse.Namespace) -> int:
 def _cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
-    from mate.config import KEYS, load_yaml, resolve
+    from mate.config import KEYS, TEST_ONLY, load_yaml, resolve
 
     if args.keys:
-        for key in KEYS.values():
+        def line(key, mark=""):
             choices = f" [{'|'.join(map(str, key.choices))}]" if key.choices else ""
-            print(f"{key.name:22s} {key.type.__name__:5s} {key.default!s:10s}{choices}  {key.doc}")
+            return f"{key.name:22s} {key.type.__name__:5s} {key.default!s:10s}{choices}  {mark}{key.doc}"
+
+        print("\n".join(line(k) for k in KEYS.values() if k.name not in TEST_ONLY))
+        print("\n# test-only keys: fault injection and a planted effect for the platform's own tests; never set them "
+              "in a real run")
+        print("\n".join(line(KEYS[name], "[test-only] ") for name in sorted(TEST_ONLY)))
         return 0
     base = load_yaml(args.config) if args.config else None
     cfg = resolve(args.overrides, base=base, where=f"{args.config}: " if args.config else "")
-    print(yaml.safe_dump(cfg.to_dict(), sort_keys=True), end="")
+    shown = {k: v for k, v in cfg.to_dict().items() if k not in TEST_ONLY or v != KEYS[k].default}
+    print(yaml.safe_dump(shown, sort_keys=True), end="")
     return 0
 
 

@@ -215,7 +215,11 @@ _KEYS: list[Key] = [
     Key("gen.steps", int, 0, "optimizer steps per epoch (0: one pass over the training items)"),
     Key("gen.max_seconds", float, None, "stop training after this many seconds (unset: no limit)", nullable=True),
     Key("gen.seed", int, None, "seed of the generator (unset: derived from seed)", nullable=True),
-    # fault injection for tests (docs/architecture.md §5)
+]
+# Test-only keys: fault injection and a planted effect for the platform's own tests (docs/architecture.md §5). They
+# are keys because they must travel inside a trial's config to Ray workers and vary in a test grid; `mate config
+# --keys` lists them apart, marked, and `mate config` leaves them out while they hold their defaults.
+_TEST_KEYS: list[Key] = [
     Key("debug.fail_epoch", int, None, "raise an error at this generator epoch (tests of retries)", nullable=True),
     Key("debug.nan_epoch", int, None, "make the generator loss NaN at this epoch (tests)", nullable=True),
     Key("debug.hold_file", str, None, "hold a fresh (not resumed) generator run after its first epoch until this "
@@ -223,6 +227,8 @@ _KEYS: list[Key] = [
     Key("debug.val_offset", float, 0.0, "added to every val/* figure a trial reports (tests: a knob planted to "
         "matter, which `mate report` must find)"),
 ]
+TEST_ONLY = frozenset(k.name for k in _TEST_KEYS)
+_KEYS = _KEYS + _TEST_KEYS  # one registry: a test key resolves and validates like any other
 KEYS: dict[str, Key] = {k.name: k for k in _KEYS}
 # why a trial (and so a sweep) refuses eval.scorer=guo: Guo's evaluator scores a folder of saved motions
 TRIAL_SCORER = ("trials score with our retrieval evaluator (eval.scorer=ours); eval.scorer=guo is for `mate evaluate` "
