@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from mate.align import words as W
-from mate.align.items import (PrototypeVocab, build_items, caption_words, collate, crop_window, false_negative_counts,
-                              false_negative_rate, meaning_absent, prototype_vocab, same_caption, same_word,
-                              sample_batch)
+from mate.align.batches import collate, crop_window, sample_batch
+from mate.align.items import (PrototypeVocab, build_items, caption_words, false_negative_counts, false_negative_rate,
+                              meaning_absent, prototype_vocab, same_caption, same_word)
 from mate.align.localize import KINDS, localization_iou, localize
 from mate.config import resolve
 from mate.data.pack import open_pack

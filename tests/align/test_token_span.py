@@ -60,7 +60,7 @@ class _Aligner:
 
 def _batch(monkeypatch, span, length):
     batch = {"spans": torch.tensor([list(span)]), "lengths": torch.tensor([length]), "text": ["t"], "word": ["w"]}
-    monkeypatch.setattr(R.I, "collate", lambda *a, **k: batch)
+    monkeypatch.setattr(R, "collate", lambda *a, **k: batch)
     return SimpleNamespace(num_subtexts=np.array([2], np.int16))
 
 

@@ -2,42 +2,42 @@
 
 A training sample is (caption t, motion m, a word w of t). Here it is one occurrence of a word in a caption, with
 the sub-text that holds it and that sub-text's row span from the localization (`mate.align.localize`): "walks
-forward then walks backward" gives two `walks`, each with its own segment. `build_items` turns one split's
-(clip, caption) pairs (exactly `MotionDataset`'s: the T2M length filter, timed captions as their own sub-clip) into
-compact numpy arrays, so 30k clips x 3 captions x ~5 words costs a few tens of MB.
+forward then walks backward" gives two `walks`, each with its own segment. `analyse_caption` reads a caption into
+its words (`WordOccurrence`); `build_items` keeps the eligible ones of a split's (clip, caption) pairs (exactly
+`MotionDataset`'s: the T2M length filter, timed captions as their own sub-clip) as compact numpy arrays (`Items`),
+so 30k clips x 3 captions x ~5 words costs a few tens of MB.
 
-Per occurrence: clip and caption index, the word (surface, lowercased), its lemma and POS (from the caption's own
-`word/POS` token field when it aligns, else `mate.align.words.rule_lemma` / `guess_pos`, counted), its character
-span, its sub-token positions in `encoder.tokenize([caption])` (`TextEncoder.words`' positions, special tokens
-excluded, [CLS] counted), its sub-text index (temporal; -1 for a word no sub-text holds, e.g. a connective under
-`all`, whose span is then the caption's whole row range, counted) and the sub-text's row span [s, e) in the clip.
-`align.word_sampling` picks the eligible words (`all`, `content`, `motion`; `mate.align.words`); a caption with no
-eligible word contributes none (counted in `stats["captions_without_words"]`), a split with none at all is an error.
+Lemma and POS come from the caption's own `word/POS` token field where it aligns, else from `mate.align.words`'
+rules (counted); sub-token positions index `encoder.tokenize([caption])` (`TextEncoder.words`': special tokens
+excluded, [CLS] counted); a word no sub-text holds (e.g. a connective under `all`) gets sub-text -1 and the caption's
+whole row range (counted). `align.word_sampling` picks the eligible words (`all`, `content`, `motion`;
+`mate.align.words`); a caption with no eligible word contributes none (counted), a split with none is an error.
 
 Also here: the prototype vocabulary (`prototype_vocab`: the N most frequent eligible lemmas of TRAIN), the
 false-negative masks (`same_word`, `same_caption`, `meaning_absent`, judged on lemma classes with the synonym map, or
-on surface strings for comparison), `false_negative_rate` against the synthetic annotations, and batching
-(`sample_batch`: uniform over occurrences; `collate`: crops, spans on the crop, sub-token positions, masks).
+on surface strings for comparison; in `masks`) and `false_negative_rate` against the synthetic annotations. Batches
+of items: `mate.align.batches`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-import torch
 
 from mate.data.layout import HUMANML3D
 from mate.errors import UserError
 from mate.text.encoder import WORD_RE, Word
 
-from . import words as W
+from . import words
 from .masks import false_negative_counts, false_negative_rate, meaning_absent, same_caption, same_word
 
-__all__ = ["Items", "PrototypeVocab", "build_items", "caption_words", "collate", "crop_window", "false_negative_rate",
-           "false_negative_counts", "meaning_absent", "prototype_vocab", "same_caption", "same_word", "sample_batch"]
+__all__ = ["Items", "PrototypeVocab", "WordOccurrence", "analyse_caption", "build_items", "caption_words",
+           "false_negative_counts", "false_negative_rate", "meaning_absent", "prototype_vocab", "same_caption",
+           "same_word"]
 
 
 @dataclass
@@ -129,7 +129,7 @@ def caption_words(encoder, texts: Sequence[str], batch: int = 512) -> list[list[
                                 return_special_tokens_mask=True)
         for text, offsets, special in zip(chunk, enc["offset_mapping"], enc["special_tokens_mask"]):
             toks = [(i, a, b) for i, ((a, b), s) in enumerate(zip(offsets, special)) if not s and b > a]
-            words, p = [], 0
+            found, p = [], 0
             for m in WORD_RE.finditer(text):
                 while p < len(toks) and toks[p][2] <= m.start():
                     p += 1
@@ -139,30 +139,125 @@ def caption_words(encoder, texts: Sequence[str], batch: int = 512) -> list[list[
                         got.append(toks[q][0])
                     q += 1
                 if got:
-                    words.append(Word(m.group(0), m.start(), m.end(), tuple(got)))
-            out.append(words)
+                    found.append(Word(m.group(0), m.start(), m.end(), tuple(got)))
+            out.append(found)
     return out
 
 
-class _Interner:
-    def __init__(self) -> None:
-        self.index: dict[str, int] = {}
-        self.items: list[str] = []
+@dataclass(frozen=True, slots=True)
+class WordOccurrence:
+    """One word of one caption as a training item sees it (`analyse_caption`; one row of `Items` when eligible)."""
 
-    def __call__(self, s: str) -> int:
-        i = self.index.get(s)
-        if i is None:
-            i = self.index[s] = len(self.items)
-            self.items.append(s)
-        return i
+    index: int  # among the caption's words
+    surface: str  # lowercased
+    lemma: str
+    pos: str  # universal POS tag
+    pos_guessed: bool  # the token field does not cover the word: rule lemma and guessed POS
+    classes: set[str]  # meaning classes (`words.meaning_classes`)
+    chars: tuple[int, int]  # [start, end) in the caption
+    tokens: tuple[int, ...]  # sub-token positions in the tokenized caption
+    subtext: int  # temporal sub-text index, -1 when no sub-text holds the word
+    span: tuple[int, int]  # the sub-text's rows [s, e) in the clip; the caption's rows when subtext is -1
 
 
-def _opt(cfg, key: str, default):
-    if cfg is None:
-        return default
-    values = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
-    v = values.get(key)
-    return default if v is None else v
+def analyse_caption(caption, found: Sequence[Word], subtexts, rows: tuple[int, int],
+                    memo: dict | None = None) -> list[WordOccurrence]:
+    """Every word of `caption` (`found`: its `caption_words`) with the sub-text that holds it (`subtexts`: the
+    caption's localization entries, `rows`: its rows in the clip). Lemma and POS come from the caption's token field
+    where it aligns; `memo` keeps that reading per (text, token field), as corpora repeat captions."""
+    memo = {} if memo is None else memo
+    key = (caption.text, tuple(caption.tokens))
+    if key not in memo:
+        match = words.align_tokens([w.text for w in found], caption.tokens)
+        fields = [("", words.guess_pos(w.text)) if t is None else caption.tokens[t] for w, t in zip(found, match)]
+        lemmas = [words.normalize_word(f[0]) or words.rule_lemma(w.text) for w, f in zip(found, fields)]
+        tags = [f[1].upper() for f in fields]
+        memo[key] = (lemmas, tags, [t is None for t in match], words.meaning_classes(lemmas))
+    lemmas, tags, guessed, classes = memo[key]
+    out = []
+    for i, w in enumerate(found):
+        sub = next((n for n, e in enumerate(subtexts) if e[1] <= w.start < e[2]), -1)
+        span = rows if sub < 0 else (subtexts[sub][3], subtexts[sub][4])
+        out.append(WordOccurrence(index=i, surface=w.text.lower(), lemma=lemmas[i], pos=tags[i], pos_guessed=guessed[i],
+                                  classes=classes[i], chars=(w.start, w.end), tokens=w.tokens, subtext=sub, span=span))
+    return out
+
+
+def _intern(table: dict[str, int], s: str) -> int:
+    """`s`'s id in `table` (ids in first-seen order: `list(table)` is the vocabulary)."""
+    return table.setdefault(s, len(table))
+
+
+def _ragged(rows: list, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Sequences as (offsets (n + 1,) int64, concatenated values)."""
+    ptr = np.zeros(len(rows) + 1, np.int64)
+    ptr[1:] = np.cumsum([len(r) for r in rows])
+    return ptr, np.array([v for r in rows for v in r], dtype)
+
+
+# `Items`' per-occurrence arrays and their dtypes (char, span and rows are (M, 2))
+_COLUMNS = {"clip": np.int32, "caption": np.int64, "slot": np.int32, "word": np.int16, "char": np.int32,
+            "subtext": np.int16, "num_subtexts": np.int16, "span": np.int32, "rows": np.int32, "surface_id": np.int32,
+            "lemma_id": np.int32, "pos_id": np.int8, "canon_id": np.int32}
+
+
+class _ItemsBuilder:
+    """Packs a split's occurrences into `Items`' arrays. Strings get ids in first-seen order (a caption's words before
+    its occurrences), so ids belong to one build; the content POS tags come first in every build."""
+
+    def __init__(self, sampling: str) -> None:
+        self.sampling = sampling
+        self.surfaces: dict[str, int] = {}
+        self.lemmas: dict[str, int] = {}
+        self.pos_tags = {tag: i for i, tag in enumerate(sorted(words.CONTENT_POS))}
+        self.classes: dict[str, int] = {}
+        self.stats: Counter = Counter()
+        self.columns: dict[str, list] = {name: [] for name in (*_COLUMNS, "tokens", "class_ids")}  # per occurrence
+        self.slot_of: dict[int, int] = {}  # per caption: global caption index -> slot
+        self.texts: list[str] = []
+        self.caption_classes: list[list[int]] = []
+        self.caption_surfaces: list[list[int]] = []
+
+    def add(self, clip: int, caption: int, text: str, rows: tuple[int, int], num_subtexts: int,
+            found: list[WordOccurrence]) -> None:
+        """One (clip, caption) pair: `found` holds every word of the caption; its eligible ones become occurrences."""
+        self.stats.update({"captions": 1, "words": len(found), "pos_guessed": sum(o.pos_guessed for o in found),
+                           "words_truncated": sum(1 for _ in WORD_RE.finditer(text)) - len(found)})
+        if caption not in self.slot_of:
+            self.slot_of[caption] = len(self.texts)
+            self.texts.append(text)
+            self.caption_classes.append(sorted({_intern(self.classes, c) for o in found for c in o.classes}))
+            self.caption_surfaces.append(sorted({_intern(self.surfaces, o.surface) for o in found}))
+        kept = [o for o in found if words.eligible(o.lemma, o.surface, o.pos, self.sampling)]
+        for o in kept:
+            if o.subtext < 0:
+                self.stats["outside_subtext"] += 1
+            row = {"clip": clip, "caption": caption, "slot": self.slot_of[caption], "word": o.index, "char": o.chars,
+                   "subtext": o.subtext, "num_subtexts": num_subtexts, "span": o.span, "rows": rows,
+                   "surface_id": _intern(self.surfaces, o.surface), "lemma_id": _intern(self.lemmas, o.lemma),
+                   "pos_id": _intern(self.pos_tags, o.pos), "canon_id": _intern(self.classes, words.canonical(o.lemma)),
+                   "tokens": o.tokens, "class_ids": sorted({_intern(self.classes, c) for c in o.classes})}
+            for name, value in row.items():
+                self.columns[name].append(value)
+        if not kept:
+            self.stats["captions_without_words"] += 1
+
+    def build(self, split: str, encoder_name: str, ids: list[str], max_len: int, unit: int) -> Items:
+        if not self.columns["clip"]:
+            raise UserError(f"split {split!r} has no eligible word occurrence under align.word_sampling={self.sampling}"
+                            f" ({self.stats['captions']} captions)")
+        self.stats["occurrences"] = len(self.columns["clip"])
+        arrays = {name: np.array(self.columns[name], dtype) for name, dtype in _COLUMNS.items()}
+        for name in ("char", "span", "rows"):
+            arrays[name] = arrays[name].reshape(-1, 2)
+        arrays["tok_ptr"], arrays["tok_pos"] = _ragged(self.columns["tokens"], np.int32)
+        arrays["cls_ptr"], arrays["cls_ids"] = _ragged(self.columns["class_ids"], np.int32)
+        arrays["cap_cls_ptr"], arrays["cap_cls_ids"] = _ragged(self.caption_classes, np.int32)
+        arrays["cap_surf_ptr"], arrays["cap_surf_ids"] = _ragged(self.caption_surfaces, np.int32)
+        return Items(split=split, sampling=self.sampling, encoder_name=encoder_name, ids=ids, **arrays,
+                     captions=np.array(list(self.slot_of), np.int64), texts=self.texts, surfaces=list(self.surfaces),
+                     lemmas=list(self.lemmas), pos_tags=list(self.pos_tags), classes=list(self.classes),
+                     stats=dict(self.stats), max_len=max_len, unit=unit)
 
 
 def build_items(pack, encoder, localization, cfg, split: str, *, word_sampling: str | None = None) -> Items:
@@ -171,123 +266,25 @@ def build_items(pack, encoder, localization, cfg, split: str, *, word_sampling: 
     `word_sampling` overrides `align.word_sampling`."""
     from mate.data.dataset import MotionDataset
 
-    sampling = word_sampling or _opt(cfg, "align.word_sampling", "motion")
-    if sampling not in W.SAMPLINGS:
-        raise UserError(f"align.word_sampling must be one of {', '.join(W.SAMPLINGS)}; got {sampling!r}")
+    configured = (cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg or {})).get("align.word_sampling")
+    sampling = word_sampling or ("motion" if configured is None else configured)
+    if sampling not in words.SAMPLINGS:
+        raise UserError(f"align.word_sampling must be one of {', '.join(words.SAMPLINGS)}; got {sampling!r}")
     ds = MotionDataset.from_config(pack, split, {} if cfg is None else cfg, random_crop=False)
-    pairs_clip, pairs_cap, pairs_rows = ds.clip.astype(np.int64), ds.cap.astype(np.int64), ds.rows.astype(np.int64)
-    captions = {int(k): pack.caption(int(k)) for k in np.unique(pairs_cap)}
-    texts_u = list(dict.fromkeys(c.text for c in captions.values()))
-    words_of = dict(zip(texts_u, caption_words(encoder, texts_u)))
-
-    surf, lem, posi, cls = _Interner(), _Interner(), _Interner(), _Interner()
-    for tag in sorted(W.CONTENT_POS):
-        posi(tag)
-    stats: Counter = Counter()
-    occ: dict[str, list] = {k: [] for k in ("clip", "caption", "slot", "word", "char", "subtext", "num_subtexts",
-                                            "span", "rows", "surface", "lemma", "pos", "canon", "ncls", "ntok")}
-    tok_flat: list[int] = []
-    cls_flat: list[int] = []
-    slot_of: dict[int, int] = {}
-    slot_caps: list[int] = []
-    slot_texts: list[str] = []
-    cap_cls: list[list[int]] = []
-    cap_surf: list[list[int]] = []
-    analysed: dict[tuple, tuple] = {}
-
-    for ci, k, (a, b) in zip(pairs_clip.tolist(), pairs_cap.tolist(), pairs_rows.tolist()):
-        cap = captions[k]
-        cid = pack.ids[ci]
-        j = k - int(pack.cap_ptr[ci])
-        entries = localization.get((cid, j))
-        if entries is None:
+    captions = {int(k): pack.caption(int(k)) for k in np.unique(ds.cap)}
+    texts = list(dict.fromkeys(c.text for c in captions.values()))
+    words_of = dict(zip(texts, caption_words(encoder, texts)))
+    builder, memo = _ItemsBuilder(sampling), {}
+    for clip, k, (a, b) in zip(ds.clip.tolist(), ds.cap.tolist(), ds.rows.tolist()):
+        cid, j = pack.ids[clip], k - int(pack.cap_ptr[clip])
+        subtexts = localization.get((cid, j))
+        if subtexts is None:
             raise UserError(f"the localization has no entry for clip {cid} caption {j} ({split}); localize the "
                             f"split first")
-        ws = words_of[cap.text]
-        akey = (cap.text, tuple(cap.tokens))
-        if akey not in analysed:
-            match = W.align_tokens([w.text for w in ws], cap.tokens)
-            lemmas, tags, guessed = [], [], 0
-            for w, t in zip(ws, match):
-                if t is None:
-                    lemmas.append(W.rule_lemma(w.text))
-                    tags.append(W.guess_pos(w.text))
-                    guessed += 1
-                else:
-                    lemmas.append(W.normalize_word(cap.tokens[t][0]) or W.rule_lemma(w.text))
-                    tags.append(cap.tokens[t][1].upper())
-            analysed[akey] = (lemmas, tags, W.meaning_classes(lemmas), guessed)
-        lemmas, tags, classes, guessed = analysed[akey]
-        stats["captions"] += 1
-        stats["words"] += len(ws)
-        stats["pos_guessed"] += guessed
-        stats["words_truncated"] += sum(1 for _ in WORD_RE.finditer(cap.text)) - len(ws)
-        if k not in slot_of:
-            slot_of[k] = len(slot_caps)
-            slot_caps.append(k)
-            slot_texts.append(cap.text)
-            cap_cls.append(sorted({cls(c) for cs in classes for c in cs}))
-            cap_surf.append(sorted({surf(w.text.lower()) for w in ws}))
-        slot = slot_of[k]
-        got = 0
-        for wi, (w, lemma, tag, cs) in enumerate(zip(ws, lemmas, tags, classes)):
-            surface = w.text.lower()
-            if not W.eligible(lemma, surface, tag, sampling):
-                continue
-            sub = next((n for n, e in enumerate(entries) if e[1] <= w.start < e[2]), -1)
-            if sub < 0:
-                stats["outside_subtext"] += 1
-                span = (a, b)
-            else:
-                span = (entries[sub][3], entries[sub][4])
-            got += 1
-            occ["clip"].append(ci)
-            occ["caption"].append(k)
-            occ["slot"].append(slot)
-            occ["word"].append(wi)
-            occ["char"].append((w.start, w.end))
-            occ["subtext"].append(sub)
-            occ["num_subtexts"].append(len(entries))
-            occ["span"].append(span)
-            occ["rows"].append((a, b))
-            occ["surface"].append(surf(surface))
-            occ["lemma"].append(lem(lemma))
-            occ["pos"].append(posi(tag))
-            occ["canon"].append(cls(W.canonical(lemma)))
-            ids = sorted({cls(c) for c in cs})
-            occ["ncls"].append(len(ids))
-            cls_flat.extend(ids)
-            occ["ntok"].append(len(w.tokens))
-            tok_flat.extend(w.tokens)
-        if got == 0:
-            stats["captions_without_words"] += 1
-    if not occ["clip"]:
-        raise UserError(f"split {split!r} has no eligible word occurrence under align.word_sampling={sampling} "
-                        f"({stats['captions']} captions)")
-    stats["occurrences"] = len(occ["clip"])
-
-    def ptr(counts) -> np.ndarray:
-        out = np.zeros(len(counts) + 1, np.int64)
-        out[1:] = np.cumsum(counts)
-        return out
-
-    return Items(
-        split=split, sampling=sampling, encoder_name=encoder.name, ids=pack.ids,
-        clip=np.array(occ["clip"], np.int32), caption=np.array(occ["caption"], np.int64),
-        slot=np.array(occ["slot"], np.int32), word=np.array(occ["word"], np.int16),
-        char=np.array(occ["char"], np.int32).reshape(-1, 2), tok_ptr=ptr(occ["ntok"]),
-        tok_pos=np.array(tok_flat, np.int32), subtext=np.array(occ["subtext"], np.int16),
-        num_subtexts=np.array(occ["num_subtexts"], np.int16), span=np.array(occ["span"], np.int32).reshape(-1, 2),
-        rows=np.array(occ["rows"], np.int32).reshape(-1, 2), surface_id=np.array(occ["surface"], np.int32),
-        lemma_id=np.array(occ["lemma"], np.int32), pos_id=np.array(occ["pos"], np.int8),
-        canon_id=np.array(occ["canon"], np.int32), cls_ptr=ptr(occ["ncls"]), cls_ids=np.array(cls_flat, np.int32),
-        captions=np.array(slot_caps, np.int64), texts=slot_texts,
-        cap_cls_ptr=ptr([len(c) for c in cap_cls]), cap_cls_ids=np.array([c for cs in cap_cls for c in cs], np.int32),
-        cap_surf_ptr=ptr([len(c) for c in cap_surf]),
-        cap_surf_ids=np.array([c for cs in cap_surf for c in cs], np.int32),
-        surfaces=surf.items, lemmas=lem.items, pos_tags=posi.items, classes=cls.items, stats=dict(stats),
-        max_len=int(ds.max_motion_len), unit=int(ds.unit_len),
-    )
+        caption = captions[k]
+        found = analyse_caption(caption, words_of[caption.text], subtexts, (a, b), memo)
+        builder.add(clip, k, caption.text, (a, b), len(subtexts), found)
+    return builder.build(split, encoder.name, pack.ids, int(ds.max_motion_len), int(ds.unit_len))
 
 
 # --------------------------------------------------------------------------------------------- prototypes
@@ -335,93 +332,5 @@ def prototype_vocab(items: Items, size: int | str) -> PrototypeVocab:
     order = sorted((i for i in range(len(items.lemmas)) if counts[i] > 0), key=lambda i: (-counts[i], items.lemmas[i]))
     if size is not None:
         order = order[: int(size)]
-    words = [items.lemmas[i] for i in order]
-    return PrototypeVocab(words, counts[order].astype(np.int64), [W.canonical(w) for w in words])
-
-
-# ------------------------------------------------------------------------------------- false-negative masks
-
-
-def sample_batch(items: Items, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-    """`batch_size` occurrence indices drawn uniformly over occurrences (without replacement when there are enough)."""
-    if len(items) == 0:
-        raise ValueError("no items to sample from")
-    return rng.choice(len(items), size=batch_size, replace=batch_size > len(items)).astype(np.int64)
-
-
-def crop_window(rows: tuple[int, int], span: tuple[int, int], max_len: int = HUMANML3D.max_motion_len,
-                unit: int = HUMANML3D.unit_len, rng: np.random.Generator | None = None) -> tuple[int, int]:
-    """The rows [o, o + n) an item shows: n = the caption's rows cut to a multiple of `unit`, at most `max_len`;
-    the offset keeps the word's segment inside the crop when it fits (uniformly among such offsets with `rng`, else
-    the one nearest the centred crop), and stays inside the segment when the segment is longer than the crop."""
-    a, b = rows
-    s, e = span
-    n = min(max_len, ((b - a) // unit) * unit) or (b - a)
-    lo, hi = max(a, e - n), min(s, b - n)  # offsets whose crop holds the whole segment
-    if lo > hi:  # the segment is longer than the crop: crop inside it
-        lo, hi = max(a, min(s, b - n)), max(a, min(e - n, b - n))
-        lo, hi = min(lo, hi), max(lo, hi)
-    if rng is not None:
-        o = int(rng.integers(lo, hi + 1))
-    else:
-        o = min(max(a + (b - a - n) // 2, lo), hi)
-    return o, o + n
-
-
-def collate(pack, items: Items, index, *, encoder=None, prototypes: PrototypeVocab | np.ndarray | None = None,
-            rng: np.random.Generator | None = None, max_len: int | None = None, unit: int | None = None,
-            surface_absent: bool = False) -> dict[str, Any]:
-    """A training batch for the occurrences `index`.
-
-    motion (B, Lmax, D) float32 normalised rows of each item's crop (`crop_window`; max_len and unit default to the
-    items' own, `data.max_len` and `data.unit_len` over the family's), lengths (B,), mask (B, Lmax);
-    start (B,) the crop's first clip row; text (B captions); tokenized = encoder.tokenize(text) when `encoder` is
-    given; positions (B, P) long sub-token positions of each word in its caption's tokenized sequence (padded with 0)
-    and pos_mask (B, P); spans (B, 2) long, the word's segment in rows of the crop ([0, lengths]); proto (B,) long
-    prototype index (-1 outside the vocabulary or without `prototypes`, which is a PrototypeVocab or an array of
-    per-occurrence indices); lemma / word (B strings); subtext, num_subtexts, caption, index (B,) long; clip (B ids);
-    same_word, same_caption, absent (B, B) bool masks (`same_word`, `same_caption`, `meaning_absent`)."""
-    idx = np.asarray(index, np.int64)
-    if encoder is not None and getattr(encoder, "name", None) != items.encoder_name:
-        raise ValueError(f"items were tokenized by {items.encoder_name}, not {getattr(encoder, 'name', None)}")
-    max_len = items.max_len if max_len is None else max_len
-    unit = items.unit if unit is None else unit
-    crops = [crop_window(tuple(items.rows[m]), tuple(items.span[m]), max_len, unit, rng) for m in idx]
-    lengths = torch.tensor([e - o for o, e in crops], dtype=torch.long)
-    lmax = int(lengths.max()) if len(idx) else 0
-    motion = torch.zeros(len(idx), lmax, pack.dim, dtype=torch.float32)
-    mean, std = pack.mean.astype(np.float32), pack.std.astype(np.float32)
-    for r, (m, (o, e)) in enumerate(zip(idx, crops)):
-        x = pack.motion(int(items.clip[m]), o, e)
-        motion[r, : e - o] = torch.from_numpy((x - mean) / std)
-    starts = np.array([o for o, _ in crops], np.int64)
-    spans = np.clip(items.span[idx].astype(np.int64) - starts[:, None], 0, lengths.numpy()[:, None])
-    pos = [items.positions(int(m)) for m in idx]
-    width = max((len(p) for p in pos), default=0)
-    positions = torch.zeros(len(idx), max(width, 1), dtype=torch.long)
-    pos_mask = torch.zeros(len(idx), max(width, 1), dtype=torch.bool)
-    for r, p in enumerate(pos):
-        positions[r, : len(p)] = torch.tensor(p, dtype=torch.long)
-        pos_mask[r, : len(p)] = True
-    if prototypes is None:
-        proto = np.full(len(idx), -1, np.int64)
-    elif isinstance(prototypes, PrototypeVocab):
-        proto = prototypes.indices(items, idx)
-    else:
-        proto = np.asarray(prototypes, np.int64)[idx]
-    text = [items.texts[s] for s in items.slot[idx]]
-    out: dict[str, Any] = {
-        "index": torch.from_numpy(idx.copy()), "motion": motion, "lengths": lengths,
-        "mask": torch.arange(lmax)[None, :] < lengths[:, None], "start": torch.from_numpy(starts),
-        "text": text, "positions": positions, "pos_mask": pos_mask, "spans": torch.from_numpy(spans),
-        "proto": torch.from_numpy(proto), "lemma": [items.lemma(int(m)) for m in idx],
-        "word": [items.surface(int(m)) for m in idx], "subtext": torch.from_numpy(items.subtext[idx].astype(np.int64)),
-        "num_subtexts": torch.from_numpy(items.num_subtexts[idx].astype(np.int64)),
-        "caption": torch.from_numpy(items.caption[idx].copy()), "clip": [items.ids[c] for c in items.clip[idx]],
-        "same_word": torch.from_numpy(same_word(items, idx)),
-        "same_caption": torch.from_numpy(same_caption(items, idx)),
-        "absent": torch.from_numpy(meaning_absent(items, idx, surface=surface_absent)),
-    }
-    if encoder is not None:
-        out["tokenized"] = encoder.tokenize(text)
-    return out
+    lemmas = [items.lemmas[i] for i in order]
+    return PrototypeVocab(lemmas, counts[order].astype(np.int64), [words.canonical(w) for w in lemmas])

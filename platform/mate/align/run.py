@@ -18,8 +18,9 @@ from mate.errors import UserError
 from mate.evaluate.truth import load_pairs
 from mate.loop import resolve_device
 
-from . import items as I
 from . import measures
+from .batches import collate, sample_batch
+from .items import build_items, false_negative_rate, prototype_vocab
 from .localize import localize
 from .model import Aligner
 from .prior import segment_token_range, token_lengths, token_span
@@ -77,7 +78,7 @@ def attention_in_span(aligner, pack, truth_items, limit: int = 256, seed: int = 
     idx = np.random.default_rng(seed).choice(multi, size=min(limit, len(multi)), replace=False)
     shares = []
     for s in range(0, len(idx), 64):
-        b = I.collate(pack, truth_items, idx[s : s + 64], encoder=aligner.encoder)
+        b = collate(pack, truth_items, idx[s : s + 64], encoder=aligner.encoder)
         _, extra = aligner.terms(b, {"align": 1.0})
         att = extra["attention"].cpu()  # (B, L) over tokens
         lo, hi = segment_token_range(b["spans"], token_lengths(b["lengths"]))  # the prior's own rule
@@ -109,11 +110,11 @@ def run_align(cfg, data_dir, workspace, out, *, report: Callable | None = None, 
     # the annotated spans (synthetic corpus only), for align/attn_in_span; localize wants the base encoder
     truth_loc = (localize(pack, encoder, cfg, workspace, splits=("val", "test"), progress=False, spans="truth")
                  if (Path(data_dir) / "annotations.jsonl").is_file() else None)
-    train = I.build_items(pack, encoder, loc, cfg, "train")
+    train = build_items(pack, encoder, loc, cfg, "train")
     vocab_size = cfg["align.prototype_vocab"]
     if vocab_size != "all" and not vocab_size.isdigit():
         raise UserError(f"align.prototype_vocab must be 'all' or a positive number, got {vocab_size!r}")
-    vocab = I.prototype_vocab(train, vocab_size if vocab_size == "all" else int(vocab_size))
+    vocab = prototype_vocab(train, vocab_size if vocab_size == "all" else int(vocab_size))
     base_pairs = {split: load_pairs(data_dir, split) for split in ("val", "test")}
     before = {s: measures.pair_cosines(encoder, p) for s, p in base_pairs.items()}
     if cfg["align.enabled"]:
@@ -129,7 +130,7 @@ def run_align(cfg, data_dir, workspace, out, *, report: Callable | None = None, 
     def make_batches(epoch: int):
         rng = np.random.default_rng([seed, epoch])
         for _ in range(steps):
-            yield I.collate(pack, train, I.sample_batch(train, batch, rng), encoder=encoder, prototypes=vocab, rng=rng)
+            yield collate(pack, train, sample_batch(train, batch, rng), encoder=encoder, prototypes=vocab, rng=rng)
 
     def evaluate(model) -> dict[str, float]:
         return {"align/val_r1": retrieval_r1(model, pack, "val"), **measures.row_drift(encoder.rows)}
@@ -145,9 +146,11 @@ def run_align(cfg, data_dir, workspace, out, *, report: Callable | None = None, 
     metrics["align/false_neg_rate"] = _false_negative_rate(train, data_dir, seed)
     for split, prefix in (("val", "val/"), ("test", "")):
         pairs = base_pairs[split]
-        m = {**measures.pair_cosines(encoder, pairs), **measures.word_pair_accuracy(word_pair_score(aligner, pack), pairs)}
+        m = {**measures.pair_cosines(encoder, pairs),
+             **measures.word_pair_accuracy(word_pair_score(aligner, pack), pairs)}
         if truth_loc is not None:
-            m["align/attn_in_span"] = attention_in_span(aligner, pack, I.build_items(pack, encoder, truth_loc, cfg, split))
+            truth = build_items(pack, encoder, truth_loc, cfg, split)
+            m["align/attn_in_span"] = attention_in_span(aligner, pack, truth)
         m["align/r1"] = retrieval_r1(aligner, pack, split)
         metrics.update({prefix + k: v for k, v in m.items()})
         metrics.update({f"{prefix}{k}_base": v for k, v in before[split].items()})
@@ -165,8 +168,8 @@ def _false_negative_rate(train, data_dir, seed: int) -> float:
     notes = load_annotations(data_dir)
     if notes is None or len(train) < 2:
         return float("nan")
-    idx = I.sample_batch(train, min(256, len(train)), np.random.default_rng(seed))
-    return float(I.false_negative_rate(train, idx, notes))
+    idx = sample_batch(train, min(256, len(train)), np.random.default_rng(seed))
+    return float(false_negative_rate(train, idx, notes))
 
 
 def _plots(aligner, pack, train, vocab, pairs, folder: Path) -> None:
@@ -175,7 +178,7 @@ def _plots(aligner, pack, train, vocab, pairs, folder: Path) -> None:
     with torch.no_grad():
         idx = np.flatnonzero(train.num_subtexts >= 2)[:4]
         if len(idx):
-            b = I.collate(pack, train, idx, encoder=aligner.encoder)
+            b = collate(pack, train, idx, encoder=aligner.encoder)
             _, extra = aligner.terms(b, {"align": 1.0})
             prior = aligner.priors(b["spans"], b["lengths"], extra["attention"].shape[1])
             n_tok = token_lengths(b["lengths"])
