@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -102,14 +103,20 @@ def test_a_trial_resumed_on_another_node_takes_its_rows_from_the_checkpoint(firs
 
 
 def test_a_generator_only_change_reuses_the_alignment(first, tiny_corpus, ws):
-    metrics, _, lines, _ = first
+    metrics, _, lines, out = first
+    cached = Path(json.loads((out / "run.json").read_text())["align_dir"])
+    stamp = (cached / "aligned_rows.safetensors").stat().st_mtime_ns
     other = []
     second = run_trial(cfg(tiny_corpus, gen__lr=3e-3, gen__epochs=1), None, workspace=ws, out=ws / "runs" / "second",
                        log=other.append)
+    # the first trial's cached rows, neither a second alignment nor the same one trained again
+    assert Path(json.loads((ws / "runs" / "second" / "run.json").read_text())["align_dir"]) == cached
+    assert (cached / "aligned_rows.safetensors").stat().st_mtime_ns == stamp
+    assert (ws / "runs" / "second" / "aligned_rows.safetensors").read_bytes() == (
+        out / "aligned_rows.safetensors").read_bytes()
     assert any(line.startswith("align: training") for line in lines)
     assert any(line.startswith("align: reusing") for line in other) and not any("training" in x for x in other)
     assert second["align/pair_margin_turn"] == metrics["align/pair_margin_turn"]
-    assert second["cost/align_seconds"] < metrics["cost/align_seconds"]
     base = cfg(tiny_corpus)
     key = align_key(base, "d", "e")
     assert align_key(cfg(tiny_corpus, gen__lr=3e-3, gen__cond="tokens", eval__samples=64), "d", "e") == key

@@ -1,4 +1,6 @@
-"""The physical probes (mate.data.synth.rules) read the annotated values back from the features on disk."""
+"""The physical probes (mate.data.synth.rules) on the features on disk: each rule answers every value of its attribute,
+follows the motion rather than the clip, and refuses bad input. (That they read the annotated values back is
+tests/evaluate/test_probes.py's test_probe_accuracy_meets_the_targets, through the probe metric that runs them.)"""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import numpy as np
 import pytest
 
 from mate.data.synth import rules, synthesize
-from mate.data.synth.schema import NORMAL_SPEED
 
 
 @pytest.fixture(scope="module")
@@ -30,20 +31,6 @@ def _segments(roots):
             f = np.load(root / "new_joint_vecs" / f"{a['id']}.npy")
             for g in a["segments"]:
                 yield f, g
-
-
-def test_rules_recover_the_annotations(corpora):
-    hits, total = Counter(), Counter()
-    for f, g in _segments(corpora):
-        wanted = dict(g["attributes"])
-        wanted.setdefault("speed", NORMAL_SPEED)
-        for attribute, value in wanted.items():
-            total[attribute] += 1
-            hits[attribute] += rules.read(f, g["span"], g["action"], attribute) == value
-    assert sum(total.values()) > 1000
-    for attribute in ("turn", "direction", "speed", "limb"):
-        assert total[attribute] >= 50, attribute
-        assert hits[attribute] / total[attribute] >= 0.99, (attribute, hits[attribute], total[attribute])
 
 
 def test_rules_tell_antonyms_apart(corpora):

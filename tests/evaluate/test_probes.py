@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,9 @@ def test_probe_accuracy_meets_the_targets(corpora):
     anns = [a for c in corpora for a in c.annotations]
     acc = probes.probe_accuracy(feats, anns)
     assert set(acc) == {f"probe/{a}_acc" for a in ("turn", "direction", "speed", "action", "limb")}
+    carried = Counter(k for a in anns for g in a["segments"] for k in g["attributes"])
+    segments = sum(len(a["segments"]) for a in anns)  # each carries an action and a speed ("normal" when absent)
+    assert segments >= 400 and min(carried[k] for k in ("turn", "direction", "limb")) >= 50, (segments, carried)
     for attribute in ("turn", "direction", "speed", "limb"):
         assert acc[f"probe/{attribute}_acc"] >= 0.99, acc
     assert acc["probe/action_acc"] >= 0.97, acc

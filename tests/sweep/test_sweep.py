@@ -131,5 +131,7 @@ def test_mate_train_on_best_yaml_reproduces_the_best_trial(sweep, tmp_path):
     # the tolerance of docs/architecture.md §6
     assert again[best["metric"]] == pytest.approx(best["value"], rel=0.01, abs=0.01)
     trial = json.loads((Path(best["run_dir"]) / "metrics.json").read_text())
-    for k in ("eval/fid", "eval/r_precision_top3", "gen/loss"):
+    for k in ("eval/fid", "eval/r_precision_top3", "gen/loss", "probe/foot_skate", "val/eval/fid"):
         assert again[k] == pytest.approx(trial[k], rel=0.01, abs=0.01), k
+    assert json.loads((out / "run.json").read_text())["data_dir"] == json.loads(
+        (Path(best["run_dir"]) / "run.json").read_text())["data_dir"]  # no --data: the saved config's
