@@ -2,11 +2,14 @@
 (`probe/word_pair_acc_*`) on finished runs: do the two probes agree on which run renders the words better?
 
     python bench/pair_probe_bench.py --runs DIR/mate-s0 DIR/baseline-s0 ... [--compare mate baseline] [--threads 1]
+    python bench/pair_probe_bench.py --sweep W/sweeps/ablation_losses --compare base align.enabled=false
 
-Each run's test split is scored with the lexicon pairs only (`eval.lexicon_pairs` of them, sampled as a trial
-samples); the annotated figures come from the run's own metrics.json. Writes pair_probes.json beside each run (a
+With --runs, each run's test split is scored with the lexicon pairs only (`eval.lexicon_pairs` of them, sampled as a
+trial samples); the annotated figures come from the run's own metrics.json. Writes pair_probes.json beside each run (a
 later call reuses it) and prints, per attribute, the mean of each probe over the runs of each arm (a run's arm is its
-folder name without the `-s<seed>` suffix) and the sign of arm1 - arm2 for both probes.
+folder name without the `-s<seed>` suffix) and the sign of arm1 - arm2 for both probes. With --sweep, the trials of a
+grid sweep already hold both probes in their metrics.json (a trial scores the lexicon pairs itself); a trial's arm is
+its point's label (`base`, `align.w_sent=0.0`, ...).
 """
 
 from __future__ import annotations
@@ -44,16 +47,38 @@ def score_run(run_dir: Path, threads: int) -> dict[str, float]:
     return got
 
 
+def sweep_arms(sweep_dir: Path) -> dict[str, list[dict]]:
+    """The finished trials of a grid sweep (every Tune run under tune/), grouped by their point's label."""
+    from mate.sweep.space.model import label
+
+    ident = json.loads((sweep_dir / "space.json").read_text())
+    base = ident.get("ofat", {}).get("base", {}) if isinstance(ident.get("ofat"), dict) else {}
+    arms: dict[str, list[dict]] = {}
+    for params in sorted(sweep_dir.glob("tune/run-*/*/params.json")):
+        metrics = params.parent / "run" / "metrics.json"
+        if not metrics.is_file():
+            continue
+        point = json.loads(params.read_text())["trial"]
+        seed = point.pop("seed")
+        row = json.loads(metrics.read_text())
+        if "probe/pair_acc" in row:
+            arms.setdefault(label(point, base), []).append({**row, "seed": seed})
+    return {arm: sorted(rows, key=lambda r: r["seed"]) for arm, rows in arms.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=Path, nargs="+", required=True)
+    ap.add_argument("--runs", type=Path, nargs="+")
+    ap.add_argument("--sweep", type=Path, help="a grid sweep's folder (W/sweeps/NAME): its finished trials")
     ap.add_argument("--compare", nargs=2, metavar=("ARM1", "ARM2"))
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     import numpy as np
 
-    arms: dict[str, list[dict]] = {}
-    for run in args.runs:
+    if bool(args.runs) == bool(args.sweep):
+        ap.error("give --runs or --sweep")
+    arms: dict[str, list[dict]] = sweep_arms(args.sweep) if args.sweep else {}
+    for run in args.runs or []:
         lex = score_run(run, args.threads)
         ann = json.loads((run / "metrics.json").read_text())
         row = {**lex, **{k: v for k, v in ann.items() if k.startswith("probe/word_pair_acc")}}
@@ -74,10 +99,15 @@ def main() -> None:
     if args.compare:
         a, b = (arms[x] for x in args.compare)
         print(f"\n{args.compare[0]} - {args.compare[1]}, per attribute (points): annotated, lexicon, same sign?")
+        paired = args.sweep is not None and [r["seed"] for r in a] == [r["seed"] for r in b]  # the same seeds
         for name, ann, lex in keys:
             d = [100 * (np.mean([r[k] for r in a if k in r]) - np.mean([r[k] for r in b if k in r]))
                  for k in (ann, lex)]
-            print(f"  {name}: {d[0]:+.1f}, {d[1]:+.1f}, {'yes' if np.sign(d[0]) == np.sign(d[1]) else 'NO'}")
+            per_seed = ""
+            if paired:
+                seeds = [[100 * (x[k] - y[k]) for x, y in zip(a, b)] for k in (ann, lex)]
+                per_seed = "  per seed: " + " | ".join(", ".join(f"{v:+.1f}" for v in vals) for vals in seeds)
+            print(f"  {name}: {d[0]:+.1f}, {d[1]:+.1f}, {'yes' if np.sign(d[0]) == np.sign(d[1]) else 'NO'}{per_seed}")
 
 
 if __name__ == "__main__":

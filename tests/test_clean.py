@@ -14,6 +14,7 @@ from mate.pipeline import load_run, run_trial
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@pytest.mark.slow
 def test_clean_keeps_what_runs_reference(tiny_corpus, tmp_path, capsys):
     ws = tmp_path / "ws"
     cfg = resolve({"profile": "tiny", "data.dir": str(tiny_corpus), "align.enabled": False, "gen.epochs": 1})

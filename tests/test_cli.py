@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from mate.cli import main
@@ -17,6 +18,7 @@ def test_help_imports_no_heavy_modules():
     assert out.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_preview_renders_the_real_clip(hml_sample, tmp_path):
     out = tmp_path / "clip.gif"
     assert main(["data", "preview", str(hml_sample), "012314", "--out", str(out), "--title", "real clip"]) == 0

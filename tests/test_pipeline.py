@@ -13,15 +13,23 @@ import pytest
 from mate.config import resolve
 from mate.pipeline import EvaluatorMismatch, align_key, load_run, read_history, run_trial
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
+
+
+SHARED_CACHES = ("packs", "evaluators", "tokenizers", "text", "segments", "localize")
 
 
 @pytest.fixture(scope="module")
-def ws(trial_ws):
-    """The shared trial workspace without alignments, so that this module's first trial trains its own whichever
-    module ran before (its tests compare that trial with the ones that reuse it)."""
-    shutil.rmtree(trial_ws / "cache" / "align", ignore_errors=True)
-    return trial_ws
+def ws(trial_ws, tmp_path_factory):
+    """A workspace whose alignments are this module's own, so that its first trial trains one whichever module ran
+    before (its tests compare that trial with the ones that reuse it); every other cache is the shared trial
+    workspace's, linked, never deleted: the tests pass in any order."""
+    own = tmp_path_factory.mktemp("ws-pipeline")
+    for name in SHARED_CACHES:
+        (trial_ws / "cache" / name).mkdir(parents=True, exist_ok=True)
+        (own / "cache").mkdir(exist_ok=True)
+        (own / "cache" / name).symlink_to(trial_ws / "cache" / name, target_is_directory=True)
+    return own
 
 
 def cfg(tiny_corpus, **over):

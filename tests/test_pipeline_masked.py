@@ -10,7 +10,7 @@ import pytest
 from mate.config import resolve
 from mate.pipeline import TokenizerShaMismatch, run_trial
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 def cfg(tiny_corpus, **over):

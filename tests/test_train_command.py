@@ -12,7 +12,7 @@ import pytest
 from mate.cli import main
 from mate.generate.cleanup import lock_feet
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ from mate.cli import main
 from mate.text.artifact import AlignedRows
 from mate.text.encoder import TextEncoder
 
+pytestmark = pytest.mark.slow  # over ~10 s (README: `-m "not slow"` for a quick check)
+
 
 @pytest.fixture(scope="module")
 def run(tiny_corpus, tmp_path_factory):

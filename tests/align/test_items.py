@@ -20,32 +20,26 @@ from mate.data.pack import open_pack
 from mate.errors import UserError
 from mate.evaluate.partition import equal_split
 from mate.evaluate.truth import load_annotations
-from mate.text.encoder import TextEncoder
 
 TRUTH = ["profile=tiny", "segment.backend=truth"]
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")
-def encoder():
-    return TextEncoder.load()
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_corpus, tmp_path_factory, encoder):
+def tiny(tiny_corpus, tmp_path_factory, minilm):
     ws = tmp_path_factory.mktemp("ws-items")
     pack = open_pack(tiny_corpus, ws, progress=False)
     cfg = resolve(TRUTH)
-    loc = localize(pack, encoder, cfg, ws, progress=False)
+    loc = localize(pack, minilm, cfg, ws, progress=False)
     return ws, pack, cfg, loc, load_annotations(tiny_corpus)
 
 
 @pytest.fixture(scope="module")
-def train_items(tiny, encoder):
+def train_items(tiny, minilm):
     _, pack, cfg, loc, _ = tiny
-    return {s: build_items(pack, encoder, loc, cfg, "train", word_sampling=s) for s in W.SAMPLINGS}
+    return {s: build_items(pack, minilm, loc, cfg, "train", word_sampling=s) for s in W.SAMPLINGS}
 
 
 EXTRA = [  # appended to one train clip of a copy of the tiny corpus (rules backend: not in the annotations)
@@ -58,7 +52,7 @@ EXTRA = [  # appended to one train clip of a copy of the tiny corpus (rules back
 
 
 @pytest.fixture(scope="module")
-def edited(tiny_corpus, tmp_path_factory, encoder):
+def edited(tiny_corpus, tmp_path_factory, minilm):
     """A copy of the tiny corpus with EXTRA captions on a train clip of >= 130 rows, localized with the rules."""
     root = tmp_path_factory.mktemp("edited") / "corpus"
     shutil.copytree(tiny_corpus, root)
@@ -69,16 +63,16 @@ def edited(tiny_corpus, tmp_path_factory, encoder):
         f.write("".join(line + "\n" for line in EXTRA))
     pack = open_pack(root, ws, progress=False)
     cfg = resolve(["profile=tiny"])
-    loc = localize(pack, encoder, cfg, ws, progress=False)
+    loc = localize(pack, minilm, cfg, ws, progress=False)
     return ws, pack, cfg, loc, clip
 
 
 # ------------------------------------------------------------------------------------------- localization
 
 
-def test_annotated_spans_reproduce_the_truth_exactly(tiny, encoder):
+def test_annotated_spans_reproduce_the_truth_exactly(tiny, minilm):
     ws, pack, cfg, _, notes = tiny
-    loc = localize(pack, encoder, cfg, ws, progress=False, spans="truth")
+    loc = localize(pack, minilm, cfg, ws, progress=False, spans="truth")
     assert loc.counts["truth"] == loc.counts["captions"] == int(pack.cap_ptr[-1])
     for (cid, j), entries in loc.items():
         cap = notes[cid]["captions"][j]
@@ -107,21 +101,21 @@ def test_model_partition_overlaps_annotated_segments(tiny):
     assert found["captions"] > 100 and found["iou"] > 0.5
 
 
-def test_localization_is_cached_once_per_dataset(tiny, encoder):
+def test_localization_is_cached_once_per_dataset(tiny, minilm):
     ws, pack, cfg, loc, _ = tiny
     spans = loc.path / "spans.npz"
     stamp = spans.stat().st_mtime_ns
-    again = localize(pack, encoder, cfg, ws, splits=["test"], progress=False)
+    again = localize(pack, minilm, cfg, ws, splits=["test"], progress=False)
     assert again.path == loc.path and spans.stat().st_mtime_ns == stamp
     assert set(again) == {(cid, j) for cid in pack.split("test") for j in range(len(pack.captions(cid)))}
     assert all(again[k] == loc[k] for k in again)
-    other = localize(pack, encoder, cfg, ws, progress=False, min_len=3)
+    other = localize(pack, minilm, cfg, ws, progress=False, min_len=3)
     assert other.path != loc.path and other.meta["min_len"] == 3
 
 
-def test_short_captions_fall_back_to_the_equal_split(tiny, encoder):
+def test_short_captions_fall_back_to_the_equal_split(tiny, minilm):
     ws, pack, cfg, _, _ = tiny
-    loc = localize(pack, encoder, cfg, ws, progress=False, min_len=40)  # 2 x 40 tokens = 320 rows: every clip short
+    loc = localize(pack, minilm, cfg, ws, progress=False, min_len=40)  # 2 x 40 tokens = 320 rows: every clip short
     assert loc.counts["partition"] == 0 and loc.counts["short"] > 100
     for (cid, j), entries in loc.items():
         if len(entries) >= 2:
@@ -145,15 +139,15 @@ def test_timed_captions_use_their_sub_clip(edited):
 # ---------------------------------------------------------------------------------------------- items
 
 
-def test_caption_words_match_the_encoder(tiny, encoder):
+def test_caption_words_match_the_encoder(tiny, minilm):
     _, pack, _, _, _ = tiny
     texts = [pack.caption(k).text for k in range(int(pack.cap_ptr[-1]))] + ["a person's left-hand waves, twice!"]
-    assert caption_words(encoder, texts, batch=50) == [encoder.words(t) for t in texts]
+    assert caption_words(minilm, texts, batch=50) == [minilm.words(t) for t in texts]
 
 
-def test_repeated_words_are_separate_occurrences_with_their_own_segments(edited, encoder):
+def test_repeated_words_are_separate_occurrences_with_their_own_segments(edited, minilm):
     _, pack, cfg, loc, clip = edited
-    items = build_items(pack, encoder, loc, cfg, "train")
+    items = build_items(pack, minilm, loc, cfg, "train")
     k = int(pack.cap_ptr[pack.index(clip)]) + len(pack.captions(clip)) - 4
     occ = [items.occurrence(m) for m in np.nonzero(items.caption == k)[0]]
     assert [o["word"] for o in occ] == ["walks", "forward", "walks", "backward"]
@@ -165,7 +159,7 @@ def test_repeated_words_are_separate_occurrences_with_their_own_segments(edited,
     assert [items.surface(m) for m in timed] == ["jumps", "squats"]
     assert items.stats["captions_without_words"] == 1  # "someone is there"
     assert not (items.caption == k + 3).any() and not (items.caption == k + 2).any()  # none; too short for the split
-    content = build_items(pack, encoder, loc, cfg, "train", word_sampling="content")
+    content = build_items(pack, minilm, loc, cfg, "train", word_sampling="content")
     assert [content.surface(m) for m in np.nonzero(content.caption == k + 3)[0]] == ["there"]
 
 
@@ -187,11 +181,11 @@ def test_word_sampling_filters_as_documented(train_items):
     assert every.subtext[m] < every.num_subtexts[m]
 
 
-def test_whole_split_without_eligible_words_is_an_error(tiny, encoder, monkeypatch):
+def test_whole_split_without_eligible_words_is_an_error(tiny, minilm, monkeypatch):
     _, pack, cfg, loc, _ = tiny
     monkeypatch.setattr(W, "eligible", lambda *a: False)
     with pytest.raises(UserError, match="no eligible word"):
-        build_items(pack, encoder, loc, cfg, "val")
+        build_items(pack, minilm, loc, cfg, "val")
 
 
 def test_lemmas_pos_alignment_and_synonyms():
@@ -226,7 +220,7 @@ def test_real_humanml3d_token_fields_align(hml_caption_file):
 # ---------------------------------------------------------------------------------- prototypes and masks
 
 
-def test_prototype_vocab_is_the_most_frequent_train_lemmas(train_items, tiny, encoder):
+def test_prototype_vocab_is_the_most_frequent_train_lemmas(train_items, tiny, minilm):
     items = train_items["motion"]
     vocab = prototype_vocab(items, 5)
     counts = np.bincount(items.lemma_id)
@@ -239,7 +233,7 @@ def test_prototype_vocab_is_the_most_frequent_train_lemmas(train_items, tiny, en
     assert len(every) == len(set(items.lemma_id.tolist())) and (every.indices(items) >= 0).all()
     _, pack, cfg, loc, _ = tiny
     with pytest.raises(ValueError, match="train"):
-        prototype_vocab(build_items(pack, encoder, loc, cfg, "val"), "all")
+        prototype_vocab(build_items(pack, minilm, loc, cfg, "val"), "all")
     with pytest.raises(UserError):
         prototype_vocab(items, "many")
 
@@ -317,12 +311,12 @@ def test_crop_keeps_the_segment():
             assert s <= o and end <= e
 
 
-def test_collate_feeds_the_encoder_and_the_prior(train_items, tiny, encoder):
+def test_collate_feeds_the_encoder_and_the_prior(train_items, tiny, minilm):
     _, pack, _, _, _ = tiny
     items = train_items["motion"]
     vocab = prototype_vocab(items, 10)
     idx = sample_batch(items, 16, np.random.default_rng(3))
-    batch = collate(pack, items, idx, encoder=encoder, prototypes=vocab, rng=np.random.default_rng(4))
+    batch = collate(pack, items, idx, encoder=minilm, prototypes=vocab, rng=np.random.default_rng(4))
     b = len(idx)
     assert batch["motion"].shape[0] == b and batch["motion"].shape[2] == pack.dim
     assert (batch["lengths"] % 4 == 0).all() and (batch["lengths"] <= 196).all()
@@ -335,7 +329,7 @@ def test_collate_feeds_the_encoder_and_the_prior(train_items, tiny, encoder):
     ids = batch["tokenized"]["input_ids"]
     for r, m in enumerate(idx):
         got = ids[r, batch["positions"][r][batch["pos_mask"][r]]]
-        word = encoder.tokenizer.decode(got).replace(" ", "")
+        word = minilm.tokenizer.decode(got).replace(" ", "")
         assert word == items.surface(m).replace(" ", "")
         row = pack.normalize(pack.motion(int(items.clip[m]), int(batch["start"][r]),
                                          int(batch["start"][r] + batch["lengths"][r])))
@@ -349,18 +343,18 @@ def test_collate_feeds_the_encoder_and_the_prior(train_items, tiny, encoder):
     assert isinstance(vocab, PrototypeVocab)
 
 
-def test_items_crop_by_the_config_data_keys(tiny, encoder):
+def test_items_crop_by_the_config_data_keys(tiny, minilm):
     """data.max_len and data.unit_len reach the alignment's batches through the items (crops of at most 64 rows, a
     multiple of 8); unset, the items crop as the dataset family does (196, 4)."""
     _, pack, _, loc, _ = tiny
-    items = build_items(pack, encoder, loc, resolve(TRUTH + ["data.max_len=64", "data.unit_len=8"]), "train")
+    items = build_items(pack, minilm, loc, resolve(TRUTH + ["data.max_len=64", "data.unit_len=8"]), "train")
     assert (items.max_len, items.unit) == (64, 8)
     idx = sample_batch(items, 32, np.random.default_rng(0))
     for rng in (None, np.random.default_rng(1)):
         batch = collate(pack, items, idx, rng=rng)
         assert (batch["lengths"] <= 64).all() and (batch["lengths"] % 8 == 0).all() and (batch["lengths"] == 64).any()
         assert ((batch["spans"][:, 0] < batch["spans"][:, 1]) & (batch["spans"][:, 1] <= batch["lengths"])).all()
-    plain = build_items(pack, encoder, loc, resolve(TRUTH), "train")
+    plain = build_items(pack, minilm, loc, resolve(TRUTH), "train")
     assert (plain.max_len, plain.unit) == (196, 4)
     assert (collate(pack, plain, idx)["lengths"] > 64).any()
     assert (collate(pack, items, idx, max_len=196, unit=4)["lengths"] > 64).any()  # explicit arguments win

@@ -11,14 +11,15 @@ from mate.data.pack import open_pack
 from mate.evaluate.generated import fixed_items, mean_motion_sampler, random_clip_sampler, score_sampler
 from mate.evaluate.retrieval import train_or_load
 from mate.evaluate.truth import load_annotations
-from mate.text.encoder import TextEncoder
+
+pytestmark = pytest.mark.slow  # over ~10 s (README: `-m "not slow"` for a quick check)
 
 
 @pytest.fixture(scope="module")
-def setup(tiny_corpus, trial_ws):
+def setup(tiny_corpus, trial_ws, minilm):
     pack = open_pack(tiny_corpus, trial_ws, progress=False)
     cfg = resolve({"profile": "tiny", "data.dir": str(tiny_corpus)})
-    ev = train_or_load(pack, TextEncoder.load(), cfg, trial_ws, seed=cfg.seed_for("evaluator"), progress=False)
+    ev = train_or_load(pack, minilm, cfg, trial_ws, seed=cfg.seed_for("evaluator"), progress=False)
     return pack, ev, load_annotations(tiny_corpus)
 
 

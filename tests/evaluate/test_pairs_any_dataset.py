@@ -12,7 +12,7 @@ import pytest
 from mate.config import resolve
 from mate.pipeline import run_trial
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")

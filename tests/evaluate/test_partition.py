@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -184,30 +183,24 @@ def test_short_clip_relaxes_min_len_and_too_short_raises():
         partition_dataset([f[:2]], [e], min_len=1)
 
 
-def test_partition_dataset_is_fast(one_thread):  # times the algorithm, not thread contention
-    # 2,000 clips of <= 50 tokens, <= 3 sub-texts: ~0.5 s (plain) and ~2 s (linear head) on one idle core; the
-    # bounds leave room for a loaded machine
+def test_partition_dataset_covers_every_clip_with_and_without_a_head():
+    """Its speed is a benchmark's (BENCHMARKS.md, the optimal partition); here: every clip is covered end to end with
+    one span per sub-text, through the plain features and through a projection head."""
     rng = np.random.default_rng(7)
-    feats = [rng.standard_normal((int(rng.integers(10, 51)), 256)).astype(np.float32) for _ in range(2000)]
-    subs = [rng.standard_normal((int(rng.integers(1, 4)), 256)).astype(np.float32) for _ in range(2000)]
-    start = time.perf_counter()
-    spans = partition_dataset(feats, subs, min_len=2)
-    elapsed = time.perf_counter() - start
-    assert len(spans) == 2000 and all(s[-1][1] == f.shape[0] for s, f in zip(spans, feats))
-    assert all(len(s) == e.shape[0] for s, e in zip(spans, subs))
-    assert elapsed < 10.0, f"partitioning 2,000 clips took {elapsed:.1f} s"
+    feats = [rng.standard_normal((int(rng.integers(10, 51)), 256)).astype(np.float32) for _ in range(200)]
+    subs = [rng.standard_normal((int(rng.integers(1, 4)), 256)).astype(np.float32) for _ in range(200)]
     proj = torch.nn.Linear(256, 128)
 
     def head(x):
         with torch.no_grad():
             return proj(x)
 
-    subs128 = [s[:, :128] for s in subs]
-    start = time.perf_counter()
-    pooled = partition_dataset(feats, subs128, min_len=2, pool=head)
-    elapsed = time.perf_counter() - start
-    assert len(pooled) == 2000
-    assert elapsed < 20.0, f"partitioning 2,000 clips through a head took {elapsed:.1f} s"
+    for spans in (partition_dataset(feats, subs, min_len=2),
+                  partition_dataset(feats, [s[:, :128] for s in subs], min_len=2, pool=head)):
+        assert len(spans) == 200
+        for s, f, e in zip(spans, feats, subs):
+            assert len(s) == e.shape[0] and s[0][0] == 0 and s[-1][1] == f.shape[0]
+            assert all(a[1] == b[0] for a, b in zip(s, s[1:])) and all(b - a >= 2 for a, b in s)
 
 
 def test_token_frame_conversions():

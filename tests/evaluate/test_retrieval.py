@@ -15,32 +15,28 @@ from mate.data.dataset import MotionDataset
 from mate.data.pack import open_pack
 from mate.evaluate.metrics import r_precision
 from mate.evaluate.retrieval import EvaluatorMismatch, load, train_or_load
-from mate.text.encoder import TextEncoder
+
+pytestmark = pytest.mark.slow  # over ~10 s (README: `-m "not slow"` for a quick check)
 
 
 @pytest.fixture(scope="module")
-def encoder():
-    return TextEncoder.load()
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_corpus, tmp_path_factory, encoder):
+def trained(tiny_corpus, tmp_path_factory, minilm):
     ws = tmp_path_factory.mktemp("ws")
     pack = open_pack(tiny_corpus, ws, progress=False)
     cfg = resolve(["profile=tiny", "evaluator.epochs=12"])
-    return ws, pack, cfg, train_or_load(pack, encoder, cfg, ws, seed=3, progress=False)
+    return ws, pack, cfg, train_or_load(pack, minilm, cfg, ws, seed=3, progress=False)
 
 
-def test_trained_once_and_identified_by_its_weights(trained, encoder):
+def test_trained_once_and_identified_by_its_weights(trained, minilm):
     ws, pack, cfg, ev = trained
     weights = ev.path / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
-    again = train_or_load(pack, encoder, cfg, ws, seed=3, progress=False)
+    again = train_or_load(pack, minilm, cfg, ws, seed=3, progress=False)
     assert again.sha == ev.sha and weights.stat().st_mtime_ns == stamp  # loaded, not retrained
     import hashlib
 
     assert ev.sha == hashlib.sha256(weights.read_bytes()).hexdigest()
-    other = train_or_load(pack, encoder, resolve(["profile=tiny", "evaluator.epochs=1"]), ws, seed=4, progress=False)
+    other = train_or_load(pack, minilm, resolve(["profile=tiny", "evaluator.epochs=1"]), ws, seed=4, progress=False)
     assert other.sha != ev.sha and other.path != ev.path  # the partition model is another training
 
 
@@ -65,14 +61,14 @@ def test_clip_embedding_is_a_head_on_mean_local_features(trained):
         assert torch.allclose(ev.model.window_head(tokens.mean(0)), whole, atol=1e-5)
 
 
-def test_refused_for_another_dataset_or_normalisation(trained, tiny_corpus, tmp_path, encoder):
+def test_refused_for_another_dataset_or_normalisation(trained, tiny_corpus, tmp_path, minilm):
     ws, _, _, ev = trained
     other = tmp_path / "other"
     shutil.copytree(tiny_corpus, other)
     np.save(other / "Std.npy", np.load(other / "Std.npy") * 2)
     other_pack = open_pack(other, ws, progress=False)
     with pytest.raises(EvaluatorMismatch, match="not .*" + other_pack.content_hash):
-        load(ev.path, other_pack, encoder)
+        load(ev.path, other_pack, minilm)
 
 
 def test_evaluate_command_scores_real_motions_and_checks_input(trained, tiny_corpus, tmp_path, capsys):

@@ -39,13 +39,6 @@ def train_set(gen_pack):
 
 
 @pytest.fixture(scope="session")
-def minilm():
-    from mate.text.encoder import TextEncoder
-
-    return TextEncoder.load()
-
-
-@pytest.fixture(scope="session")
 def text_features(minilm, train_set, gen_workspace):
     from mate.generate.text import EncoderFeatures
     from mate.text.cached import frozen_features

@@ -103,6 +103,7 @@ def test_encode_decode_shapes_and_reconstruct_crops_to_whole_tokens(built, gen_p
     assert np.allclose(out[0], alone, atol=1e-5)  # each clip alone: the same result whatever else is asked
 
 
+@pytest.mark.slow
 def test_mate_tokenizer_train_prints_its_report_and_writes_metrics(built, tiny_corpus, capsys, tmp_path):
     from mate.cli import main
 

@@ -30,18 +30,11 @@ from mate.localnet import free_port, wait_http
 from mate.sweep.placement import FALLBACK
 from tests.raylocal import free_port_flags, stop_processes
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SPACE = """
-name: autoscale
-profile: tiny
-search:
-  align.sigma_scale: {loguniform: [0.25, 4.0]}
-objective: {metric: val/eval/r_precision_top3, mode: max}
-budget: {num_samples: 4, max_epochs: 2, grace_period: 2, cpus_per_trial: 1, gpus_per_trial: 0.5, max_concurrent: 4}
-"""
 HEAD = "ray.head.default"  # the type the fake provider tags its head with: another name makes it launch a "head"
+BUDGET = {"num_samples": 4, "max_epochs": 2, "gpus_per_trial": 0.5, "max_concurrent": 4}
 WORKER = {"resources": {"CPU": 2, "GPU": 1}, "node_config": {}, "min_workers": 0, "max_workers": 2}
 
 
@@ -95,10 +88,10 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def swept(cluster, tiny_corpus):
+def swept(cluster, tiny_corpus, tiny_space):
     before = nodes(cluster)
     space = cluster["root"] / "autoscale.yaml"
-    space.write_text(SPACE)
+    tiny_space(space, "autoscale", **BUDGET)
     cmd = ["job", "submit", "--address", cluster["address"], "--", sys.executable, str(REPO / "jobs" / "sweep.py"),
            str(space), "--workspace", str(cluster["root"] / "head-ws"), "--data", str(tiny_corpus),
            "--storage", str(cluster["root"] / "store"), "--gpus-per-trial", "0.5", "--quiet"]
@@ -139,10 +132,10 @@ def test_two_trials_share_each_logical_gpu(swept):
     assert len({p["node_id"] for p in procs}) <= 2  # two a node: four trials need at most the two workers allowed
 
 
-def test_a_share_whose_cpus_would_idle_the_gpu_is_refused_before_any_trial(cluster, tiny_corpus):
+def test_a_share_whose_cpus_would_idle_the_gpu_is_refused_before_any_trial(cluster, tiny_corpus, tiny_space):
     """2 CPUs and 0.5 GPU a trial on the 2-CPU, 1-GPU worker type: two a GPU by the GPU, one by the CPUs."""
     space = cluster["root"] / "idle.yaml"
-    space.write_text(SPACE.replace("name: autoscale", "name: idle").replace("cpus_per_trial: 1", "cpus_per_trial: 2"))
+    tiny_space(space, "idle", **{**BUDGET, "cpus_per_trial": 2})
     job = ray_cli(cluster["env"], "job", "submit", "--address", cluster["address"], "--", sys.executable,
                   str(REPO / "jobs" / "sweep.py"), str(space), "--workspace", str(cluster["root"] / "head-ws"),
                   "--data", str(tiny_corpus), "--storage", str(cluster["root"] / "store"), "--quiet", timeout=300)

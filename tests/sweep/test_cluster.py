@@ -20,21 +20,14 @@ import pytest
 
 from mate.localnet import free_port, wait_http
 from tests.raylocal import free_port_flags, stop_processes
+from tests.sweep.conftest import GEN_LR, SIGMA
 
-pytestmark = pytest.mark.timeout(600)  # the module's fixtures start a cluster and run a sweep twice (~4 min)
+# the module's fixtures start a cluster and run a sweep twice (~4 min)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 BUCKET = "mate-cluster-test"
-SPACE = """
-name: clustersweep
-profile: tiny
-search:
-  align.sigma_scale: {loguniform: [0.25, 4.0]}
-  gen.lr: {loguniform: [1.0e-4, 1.0e-2]}
-objective: {metric: val/eval/r_precision_top3, mode: max}
-budget: {num_samples: 4, max_epochs: 4, grace_period: 4, cpus_per_trial: 1, gpus_per_trial: 0.5, max_concurrent: 4}
-"""
-HOLD = "constants: {{debug.hold_file: {}}}\n"  # the first job's trials wait after one epoch: the stop lands mid-way
+BUDGET = {"num_samples": 4, "max_epochs": 4, "gpus_per_trial": 0.5, "max_concurrent": 4}
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +89,14 @@ def s3_keys(servers, prefix: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def swept(cluster, servers, tiny_corpus, tmp_path_factory):
+def swept(cluster, servers, tiny_corpus, tmp_path_factory, tiny_space):
     """The sweep submitted as a job, stopped once its first checkpoint is in the bucket, submitted again (fresh
     trials of the first job are held after their first epoch until then)."""
     root = tmp_path_factory.mktemp("job")
     space, released = root / "cluster.yaml", root / "released"
-    space.write_text(SPACE + HOLD.format(released))
+    # the first job's trials wait after one epoch: the stop lands mid-way
+    tiny_space(space, "clustersweep", params={**SIGMA, **GEN_LR}, constants={"debug.hold_file": str(released)},
+               **BUDGET)
     ws = root / "head-ws"
     first = submit(cluster, servers, space, ws, tiny_corpus, wait=False)
     assert first.returncode == 0, first.stderr
@@ -177,11 +172,11 @@ def test_the_prepared_data_is_fetched_once_per_node(swept, cluster):
     assert len(set(nodes)) == 2 and len(nodes) == 2, fetches
 
 
-def test_bad_cluster_input_is_one_message_before_any_trial(tmp_path, capsys, servers, monkeypatch):
+def test_bad_cluster_input_is_one_message_before_any_trial(tmp_path, capsys, servers, monkeypatch, tiny_space):
     from mate.cli import main
 
     space = tmp_path / "s.yaml"
-    space.write_text(SPACE)
+    tiny_space(space, "clustersweep", params={**SIGMA, **GEN_LR}, **BUDGET)
     for env, value in servers["env"].items():
         monkeypatch.setenv(env, value)
     cases = [(["--address", f"127.0.0.1:{free_port()}"], "no Ray cluster reachable"),

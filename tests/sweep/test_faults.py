@@ -6,27 +6,21 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from mate.cli import main
 
-SPACE = """
-name: faults
-profile: tiny
-points:
-  - {}
-  - {debug.fail_epoch: 1}
-  - {debug.nan_epoch: 2}
-objective: {metric: val/eval/r_precision_top3, mode: max}
-budget: {max_epochs: 2, grace_period: 2, cpus_per_trial: 1, gpus_per_trial: 0, max_concurrent: 2, max_failures: 0}
-"""
+pytestmark = pytest.mark.slow  # over ~10 s (README: `-m "not slow"` for a quick check)
 
 
 def test_failing_and_nan_trials_are_failed_with_their_error_and_the_sweep_goes_on(tiny_corpus, trial_ws, tmp_path,
-                                                                                    monkeypatch):
+                                                                                    monkeypatch, tiny_space):
     import ray
     from mlflow.tracking import MlflowClient
 
     space = tmp_path / "faults.yaml"
-    space.write_text(SPACE)
+    tiny_space(space, "faults", points=[{}, {"debug.fail_epoch": 1}, {"debug.nan_epoch": 2}],
+               max_epochs=2, max_concurrent=2, max_failures=0)
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.chdir(tmp_path)
     try:

@@ -72,6 +72,7 @@ def _study(n: int, planted: float, seed: int = 0):
     return study
 
 
+@pytest.mark.slow
 def test_optuna_importances_are_judged_against_shuffled_objectives():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     items = {i.param: i for i in study_importances(_study(12, planted=1.0), permutations=19)[0]}

@@ -10,15 +10,9 @@ import sys
 import time
 
 import optuna
+import pytest
 
-SPACE = """
-name: killme
-profile: tiny
-search:
-  align.sigma_scale: {loguniform: [0.25, 4.0]}
-objective: {metric: val/eval/r_precision_top3, mode: max}
-budget: {num_samples: 3, max_epochs: 3, grace_period: 3, cpus_per_trial: 1, gpus_per_trial: 0, max_concurrent: 1}
-"""
+pytestmark = pytest.mark.slow  # over ~10 s (README: `-m "not slow"` for a quick check)
 
 
 def _sweep(space, ws, corpus, log):
@@ -28,11 +22,11 @@ def _sweep(space, ws, corpus, log):
                             cwd=str(space.parent))
 
 
-def test_a_killed_sweep_resumes_and_finishes_every_trial_once(tiny_corpus, trial_ws, tmp_path):
+def test_a_killed_sweep_resumes_and_finishes_every_trial_once(tiny_corpus, trial_ws, tmp_path, tiny_space):
     from mlflow.tracking import MlflowClient
 
     space = tmp_path / "killme.yaml"
-    space.write_text(SPACE)
+    tiny_space(space, "killme", num_samples=3, max_epochs=3)
     tune_dir = trial_ws / "sweeps" / "killme" / "tune"
     with open(tmp_path / "first.log", "w") as log:
         proc = _sweep(space, trial_ws, tiny_corpus, log)

@@ -24,14 +24,6 @@ from mate.sweep.state import restore, save
 
 pytestmark = pytest.mark.timeout(900)
 BUCKET = "mate-state-test"
-SPACE = """
-name: durable
-profile: tiny
-search:
-  align.sigma_scale: {loguniform: [0.25, 4.0]}
-objective: {metric: val/eval/r_precision_top3, mode: max}
-budget: {num_samples: 3, max_epochs: 2, grace_period: 2, cpus_per_trial: 1, gpus_per_trial: 0, max_concurrent: 1}
-"""
 
 
 def test_save_is_a_consistent_snapshot_and_restore_never_overwrites(tmp_path):
@@ -72,7 +64,8 @@ def _saved_complete(tmp_path: Path, store: Storage) -> int:
     return sum(t.state.name == "COMPLETE" for t in study.trials)
 
 
-def test_a_killed_sweep_continues_from_a_fresh_workspace(s3_server, tiny_corpus, tmp_path):
+@pytest.mark.slow
+def test_a_killed_sweep_continues_from_a_fresh_workspace(s3_server, tiny_corpus, tmp_path, tiny_space):
     from mlflow.tracking import MlflowClient
 
     s3_server["client"].create_bucket(Bucket=BUCKET)
@@ -81,7 +74,7 @@ def test_a_killed_sweep_continues_from_a_fresh_workspace(s3_server, tiny_corpus,
         os.environ[key] = value  # for this process's reads of the bucket
     store = Storage(f"s3://{BUCKET}/mate")
     space = tmp_path / "durable.yaml"
-    space.write_text(SPACE)
+    tiny_space(space, "durable", num_samples=3, max_epochs=2)
     with open(tmp_path / "first.log", "w") as log:
         first = _sweep(space, tmp_path / "ws-a", tiny_corpus, env, log)
         deadline = time.time() + 500

@@ -14,25 +14,20 @@ import pytest
 import yaml
 
 from mate.cli import main
+from tests.sweep.conftest import GEN_LR, SIGMA
 
-SPACE = """
-name: tinysweep
-profile: tiny
-search:
-  align.sigma_scale: {loguniform: [0.25, 4.0]}
-  gen.lr: {loguniform: [1.0e-4, 1.0e-2]}
-objective: {metric: val/eval/r_precision_top3, mode: max}
-budget: {num_samples: 2, max_epochs: 2, grace_period: 2, cpus_per_trial: 1, gpus_per_trial: 0, max_concurrent: 2}
-"""
+pytestmark = pytest.mark.slow  # over ~10 s (README: `-m "not slow"` for a quick check)
+
+BUDGET = {"num_samples": 2, "max_epochs": 2, "max_concurrent": 2}
 
 
 @pytest.fixture(scope="module")
-def sweep(tiny_corpus, trial_ws, tmp_path_factory):
+def sweep(tiny_corpus, trial_ws, tmp_path_factory, tiny_space):
     import ray
 
     root = tmp_path_factory.mktemp("sweep")
     space, cwd = root / "tiny.yaml", root / "cwd"
-    space.write_text(SPACE)
+    tiny_space(space, "tinysweep", params={**SIGMA, **GEN_LR}, **BUDGET)
     cwd.mkdir()
     mp = pytest.MonkeyPatch()
     mp.setenv("RAY_AUTH_MODE", "disabled")
@@ -109,9 +104,9 @@ def test_more_samples_extend_the_same_study_and_parent_run(sweep):
     assert list(sweep["cwd"].iterdir()) == []  # nothing written where the command ran
 
 
-def test_a_changed_space_is_refused_and_dry_run_runs_nothing(sweep, capsys):
+def test_a_changed_space_is_refused_and_dry_run_runs_nothing(sweep, capsys, tiny_space):
     changed = sweep["space"].with_name("changed.yaml")
-    changed.write_text(SPACE.replace("[0.25, 4.0]", "[0.5, 4.0]"))
+    tiny_space(changed, "tinysweep", params={"align.sigma_scale": {"loguniform": [0.5, 4.0]}, **GEN_LR}, **BUDGET)
     argv = [a if a != str(sweep["space"]) else str(changed) for a in sweep["argv"]]
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -12,8 +12,11 @@ import time
 import urllib.request
 
 import optuna
+import pytest
 
 from mate.localnet import free_port
+
+pytestmark = pytest.mark.slow  # over ~10 s (README: `-m "not slow"` for a quick check)
 
 
 def _get(url: str, deadline: float):
