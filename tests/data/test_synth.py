@@ -143,6 +143,7 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_deterministic_for_a_seed_and_any_worker_count(tmp_path):
     a = synthesize(tmp_path / "a", num=24, seed=5, progress=False, workers=1)
     synthesize(tmp_path / "b", num=24, seed=5, progress=False, workers=2)

@@ -12,6 +12,8 @@ import pytest
 
 from mate.data.synth import rules, synthesize
 
+pytestmark = pytest.mark.slow  # over ~10 s (README: `-m "not slow"` for a quick check)
+
 
 @pytest.fixture(scope="module")
 def corpora(tiny_corpus, tmp_path_factory):

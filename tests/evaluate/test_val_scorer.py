@@ -16,7 +16,7 @@ from mate.evaluate.retrieval.train import training_splits, val_scorer_config
 from mate.pipeline import _sampler, load_run, read_history, run_trial
 from mate.text.encoder import TextEncoder
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")

@@ -174,6 +174,7 @@ def test_gen_vq_mirror_trains_on_mirror_images_of_half_the_windows(gen_pack):
     assert all(s or f for s, f in zip(same, flipped)) and 0 < sum(flipped) < len(flipped)
 
 
+@pytest.mark.slow
 def test_gen_vq_noise_fine_tunes_only_the_decoder_on_top_of_the_shared_first_stage(built, gen_pack, tiny_corpus,
                                                                                     capsys, tmp_path):
     from mate.cli import main

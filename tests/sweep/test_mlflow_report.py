@@ -16,6 +16,8 @@ from mate.errors import UserError
 from mate.sweep.mlflow_report import add_parser, build_report
 from mate.sweep.report_runs import better, varied_params
 
+pytestmark = pytest.mark.slow  # over ~10 s (README: `-m "not slow"` for a quick check)
+
 SWEEP = "abl-prior"
 OBJECTIVE = "val/probe/word_pair_acc"
 # (trial id, align.sigma_scale, align.prior, seed, outcome); the objective grows with sigma, binary is worse
