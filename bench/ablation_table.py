@@ -1,0 +1,80 @@
+"""The BENCHMARKS table of a grid ablation: per point, each figure's mean and Student-t 95% half-width over its seeds
+(val and test word-level figures, R-Precision top-3, FID, the alignment's own measures), then per knob the blocked
+analysis of variance (seed as block, `mate.sweep.importance.knob_effects`, the test `mate report` runs on the
+objective) on each test figure, so "which settings matter" is read on test as well as on the val objective.
+
+    python bench/ablation_table.py W/sweeps/ablation_losses [--metrics M ...]
+
+Reads each finished trial's `run/metrics.json` under `tune/run-*/` (the trial's point from its params.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+METRICS = ("val/probe/word_pair_acc", "val/probe/word_pair_acc_comp", "probe/word_pair_acc", "probe/word_pair_acc_comp",
+           "probe/pair_acc", "eval/r_precision_top3", "eval/fid", "align/attn_in_span", "align/pair_margin_turn",
+           "align/pair_margin_direction")
+TESTED = ("probe/word_pair_acc", "probe/word_pair_acc_comp", "probe/pair_acc", "eval/r_precision_top3", "eval/fid")
+
+
+def trials(sweep_dir: Path) -> list[tuple[dict, dict, dict]]:
+    """(point with its seed, the trial's resolved config, metrics) of every finished trial."""
+    out = []
+    for params in sorted(sweep_dir.glob("tune/run-*/*/params.json")):
+        run = params.parent / "run"
+        if (run / "metrics.json").is_file():
+            config = json.loads((run / "run.json").read_text())["config"]
+            out.append((json.loads(params.read_text())["trial"], config, json.loads((run / "metrics.json").read_text())))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("sweep", type=Path)
+    ap.add_argument("--metrics", nargs="+", default=list(METRICS))
+    args = ap.parse_args()
+    from mate.evaluate.bootstrap import t_interval
+    from mate.sweep.importance import knob_effects
+    from mate.sweep.space.model import label
+
+    ident = json.loads((args.sweep / "space.json").read_text())
+    base = ident["ofat"]["base"] if "ofat" in ident else {}
+    rows = trials(args.sweep)
+    knobs = sorted({k for point, _, _ in rows for k in point if k != "seed"})
+    points: dict[str, list[tuple[int, dict]]] = {}
+    for point, _, m in rows:
+        points.setdefault(label({k: v for k, v in point.items() if k != "seed"}, base), []).append((point["seed"], m))
+    print("| point | seeds | " + " | ".join(f"`{m}`" for m in args.metrics) + " |")
+    print("|---|---|" + "---:|" * len(args.metrics))
+    for name, runs in points.items():
+        cells = []
+        for metric in args.metrics:
+            values = [m[metric] for _, m in runs if m.get(metric) is not None]
+            if not values:
+                cells.append("-")
+                continue
+            mean, half = t_interval(values)
+            cells.append(f"{mean:.3f} ± {half:.3f}" if len(values) > 1 else f"{mean:.3f}")
+        print(f"| {name} | {','.join(str(s) for s, _ in sorted(runs, key=lambda r: r[0]))} | " + " | ".join(cells) + " |")
+    print("\nPer knob, blocked by seed (F, p, partial eta squared; `within noise` at p >= 0.05):\n")
+    print("| knob | " + " | ".join(f"`{m}`" for m in TESTED) + " |")
+    print("|---|" + "---|" * len(TESTED))
+    # every knob's value in every trial (an ofat point names only the key it changes): from the resolved config
+    records = [({**{k: config[k] for k in knobs}, "seed": point["seed"]}, m) for point, config, m in rows]
+    effects = {m: {e.knob: e for e in knob_effects([(p, r.get(m)) for p, r in records], knobs)} for m in TESTED}
+    for knob in knobs:
+        cells = []
+        for metric in TESTED:
+            e = effects[metric].get(knob)
+            if e is None or e.p is None:
+                cells.append("-")
+            else:
+                cells.append(f"F={e.f:.2f}, p={e.p:.3f}, η²={e.eta2:.2f}" + (" **matters**" if e.matters else ""))
+        print(f"| {knob} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
