@@ -252,7 +252,8 @@ def replicate_rows(trials: Sequence[Trial], objective: str) -> tuple[list[str], 
             one = source[of]
             rows.append([f"{of} (search)", "1", one.params.get(SEED_KEY, ""),
                          *[interval_text([one.value(m)]) for m in metrics]])
-        done = [t for t in reps if t.status == "FINISHED"]
+        # in seed order: MLflow returns concurrent replicates in whichever order they started
+        done = sorted((t for t in reps if t.status == "FINISHED"), key=lambda t: int(t.params.get(SEED_KEY) or 0))
         rows.append([f"{of} (replicates)", f"{len(done)} of {len(reps)}",
                      ", ".join(t.params.get(SEED_KEY, "") for t in done) or "-",
                      *[interval_text([t.value(m) for t in done]) for m in metrics]])
