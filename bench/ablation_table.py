@@ -5,7 +5,7 @@ objective) on each test figure, so "which settings matter" is read on test as we
 
     python bench/ablation_table.py W/sweeps/ablation_losses [--metrics M ...]
 
-Reads each finished trial's `run/metrics.json` under `tune/run-*/` (the trial's point from its params.json).
+Reads the finished trials the sweep's closing table reads (`mate.sweep.report.collect`).
 """
 
 from __future__ import annotations
@@ -20,17 +20,6 @@ METRICS = ("val/probe/word_pair_acc", "val/probe/word_pair_acc_comp", "probe/wor
 TESTED = ("probe/word_pair_acc", "probe/word_pair_acc_comp", "probe/pair_acc", "eval/r_precision_top3", "eval/fid")
 
 
-def trials(sweep_dir: Path) -> list[tuple[dict, dict, dict]]:
-    """(point with its seed, the trial's resolved config, metrics) of every finished trial."""
-    out = []
-    for params in sorted(sweep_dir.glob("tune/run-*/*/params.json")):
-        run = params.parent / "run"
-        if (run / "metrics.json").is_file():
-            config = json.loads((run / "run.json").read_text())["config"]
-            out.append((json.loads(params.read_text())["trial"], config, json.loads((run / "metrics.json").read_text())))
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("sweep", type=Path)
@@ -38,11 +27,12 @@ def main() -> None:
     args = ap.parse_args()
     from mate.evaluate.bootstrap import t_interval
     from mate.sweep.importance import knob_effects
+    from mate.sweep.report import collect
     from mate.sweep.space.model import label
 
     ident = json.loads((args.sweep / "space.json").read_text())
     base = ident["ofat"]["base"] if "ofat" in ident else {}
-    rows = trials(args.sweep)
+    rows = [(r["params"], r["config"], r["metrics"]) for r in collect(args.sweep) if r["status"] == "finished"]
     knobs = sorted({k for point, _, _ in rows for k in point if k != "seed"})
     points: dict[str, list[tuple[int, dict]]] = {}
     for point, _, m in rows:
@@ -58,7 +48,8 @@ def main() -> None:
                 continue
             mean, half = t_interval(values)
             cells.append(f"{mean:.3f} ± {half:.3f}" if len(values) > 1 else f"{mean:.3f}")
-        print(f"| {name} | {','.join(str(s) for s, _ in sorted(runs, key=lambda r: r[0]))} | " + " | ".join(cells) + " |")
+        seeds = ",".join(str(s) for s, _ in sorted(runs, key=lambda r: r[0]))
+        print(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
     print("\nPer knob, blocked by seed (F, p, partial eta squared; `within noise` at p >= 0.05):\n")
     print("| knob | " + " | ".join(f"`{m}`" for m in TESTED) + " |")
     print("|---|" + "---|" * len(TESTED))

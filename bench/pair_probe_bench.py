@@ -48,21 +48,18 @@ def score_run(run_dir: Path, threads: int) -> dict[str, float]:
 
 
 def sweep_arms(sweep_dir: Path) -> dict[str, list[dict]]:
-    """The finished trials of a grid sweep (every Tune run under tune/), grouped by their point's label."""
+    """The finished trials of a grid sweep (`mate.sweep.report.collect`), grouped by their point's label, in seed
+    order."""
+    from mate.sweep.report import collect
     from mate.sweep.space.model import label
 
     ident = json.loads((sweep_dir / "space.json").read_text())
     base = ident.get("ofat", {}).get("base", {}) if isinstance(ident.get("ofat"), dict) else {}
     arms: dict[str, list[dict]] = {}
-    for params in sorted(sweep_dir.glob("tune/run-*/*/params.json")):
-        metrics = params.parent / "run" / "metrics.json"
-        if not metrics.is_file():
-            continue
-        point = json.loads(params.read_text())["trial"]
-        seed = point.pop("seed")
-        row = json.loads(metrics.read_text())
-        if "probe/pair_acc" in row:
-            arms.setdefault(label(point, base), []).append({**row, "seed": seed})
+    for r in collect(sweep_dir):
+        if r["status"] == "finished" and "probe/pair_acc" in r["metrics"]:
+            point = {k: v for k, v in r["params"].items() if k != "seed"}
+            arms.setdefault(label(point, base), []).append({**r["metrics"], "seed": r["params"]["seed"]})
     return {arm: sorted(rows, key=lambda r: r["seed"]) for arm, rows in arms.items()}
 
 
