@@ -341,6 +341,11 @@ def test_estimate_is_trials_times_the_profiles_per_trial_cost(tmp_path):
     assert two["per_trial_seconds"] == 45.0 and two["cpu_hours"] == smoke["cpu_hours"]  # ideal scaling
     cheap = estimate(load_space(write(tmp_path, SEARCH.replace("profile: smoke", "profile: tiny"))))
     assert cheap["per_trial_seconds"] == 10.0 and cheap["total_seconds"] == 40.0
+    replicated = load_space(write(tmp_path, "rerun: {top: 2, seeds: [7, 8, 9]}\n" + SEARCH))
+    est = estimate(replicated)
+    assert (replicated.num_rerun_trials, est["trials"], est["rerun_trials"]) == (6, 4, 6)
+    assert est["total_seconds"] == 10 * 90.0 and est["wall_hours"] == pytest.approx((2 + 3) * 90 / 3600)
+    assert "4 trials + 6 re-runs" in describe(replicated)
 
 
 def test_importing_the_space_module_stays_light():

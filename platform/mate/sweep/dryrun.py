@@ -28,7 +28,7 @@ def describe(space: Space, data: str | None = None) -> str:
         return "\n".join(lines)
     from mate.sweep.cost import format_stages
 
-    trials = space.num_trials + (space.rerun.top * len(space.rerun.seeds) if space.rerun else 0)
+    trials = space.num_trials + space.num_rerun_trials
     first = {} if space.is_search else space.trials()[0]
     cfg = space.trial_config(first, extra={"data.dir": data or "HumanML3D"})
     lines.append(format_stages(cfg, trials, space.budget.gpus_per_trial, space.budget.max_concurrent))
@@ -46,7 +46,7 @@ def estimate(space: Space) -> dict[str, Any]:
     per = seconds * space.max_epochs / resolve(profile=space.profile)["gen.epochs"] / b.cpus_per_trial
     notes = [basis]
     trials = space.num_trials
-    rerun = space.rerun.top * len(space.rerun.seeds) if space.rerun else 0
+    rerun = space.num_rerun_trials
     total = (trials + rerun) * per
     search_wall = math.ceil(trials / min(b.max_concurrent, trials)) * per
     if b.time_budget_s:

@@ -129,6 +129,11 @@ class Space:
     def num_trials(self) -> int:
         return self.budget.num_samples if self.is_search else len(self.points) * len(self.seeds)
 
+    @property
+    def num_rerun_trials(self) -> int:
+        """The replicate runs after a search: its best `rerun.top` configs once per replicate seed."""
+        return self.rerun.top * len(self.rerun.seeds) if self.rerun else 0
+
     def trial_seed(self, number: int) -> int:
         """The seed of search trial `number` (Optuna's trial number): derived from the base seed."""
         return derive_seed(self.base_seed, f"trial{number}")
