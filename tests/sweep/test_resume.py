@@ -1,5 +1,6 @@
 """A sweep SIGKILLed mid-way (driver, Ray and trial processes together) and started again: it continues from Tune's
-saved state, every trial finishes exactly once, and nothing is left RUNNING in MLflow or Optuna."""
+saved state, every trial finishes exactly once, and nothing is left RUNNING in MLflow or Optuna; a
+limit the restored run cannot take (`--max-concurrent`) is named, not ignored."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import pytest
 pytestmark = pytest.mark.slow  # over ~10 s (README: `-m "not slow"` for a quick check)
 
 
-def _sweep(space, ws, corpus, log):
+def _sweep(space, ws, corpus, log, *extra):
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "mate", "sweep", str(space), "--workspace", str(ws), "--data", str(corpus), "--quiet"]
+    cmd = [sys.executable, "-m", "mate", "sweep", str(space), "--workspace", str(ws), "--data", str(corpus), "--quiet",
+           *extra]
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                             cwd=str(space.parent))
 
@@ -40,10 +42,12 @@ def test_a_killed_sweep_resumes_and_finishes_every_trial_once(tiny_corpus, trial
         proc.wait()
     time.sleep(2)
     with open(tmp_path / "second.log", "w") as log:
-        again = _sweep(space, trial_ws, tiny_corpus, log)
+        again = _sweep(space, trial_ws, tiny_corpus, log, "--max-concurrent", "2")
         assert again.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()[-3000:]
     second = (tmp_path / "second.log").read_text()
     assert "restoring run-1" in second
+    # Tune restores the run's concurrency limit with its searcher: the flag cannot reach it, and the sweep says so
+    assert "run-1 keeps the limits it started with, as Tune restores them: max_concurrent 1 (asked: 2)" in second
 
     study = optuna.load_study(study_name="killme", storage=f"sqlite:///{trial_ws / 'optuna.db'}")
     states = [t.state.name for t in study.trials]

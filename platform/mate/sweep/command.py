@@ -125,7 +125,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", help="shared storage for checkpoints, results and the prepared data: a local or NFS "
                                      "path, or s3://bucket/prefix (needed on a cluster of several nodes)")
     p.add_argument("--num-samples", type=int, help="total trials of a search (more than done: extends it)")
-    p.add_argument("--max-concurrent", type=int)
+    p.add_argument("--max-concurrent", type=int, help="trials at a time (default: the space's budget); a run that "
+                                                      "is resumed keeps the limit it started with")
     p.add_argument("--gpus-per-trial", type=float, help="e.g. 0.5 packs two trials a GPU (CPU when a local run has "
                                                         "none; a cluster waits for its GPU workers)")
     p.add_argument("--cpus-per-trial", type=int, help="CPUs a trial asks for (default: the space's budget); with a "
