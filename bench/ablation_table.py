@@ -1,7 +1,8 @@
 """The BENCHMARKS table of a grid ablation: per point, each figure's mean and Student-t 95% half-width over its seeds
 (val and test word-level figures, R-Precision top-3, FID, the alignment's own measures), then per knob the blocked
 analysis of variance (seed as block, `mate.sweep.importance.knob_effects`, the test `mate report` runs on the
-objective) on each test figure, so "which settings matter" is read on test as well as on the val objective.
+objective) on each test figure (`TEST_FIGURES`: the table `mate report` adds to it), so "which settings matter" is
+read on test as well as on the val objective.
 
     python bench/ablation_table.py W/sweeps/ablation_losses [--metrics M ...]
 
@@ -17,7 +18,6 @@ from pathlib import Path
 METRICS = ("val/probe/word_pair_acc", "val/probe/word_pair_acc_comp", "probe/word_pair_acc", "probe/word_pair_acc_comp",
            "probe/pair_acc", "eval/r_precision_top3", "eval/fid", "align/attn_in_span", "align/pair_margin_turn",
            "align/pair_margin_direction")
-TESTED = ("probe/word_pair_acc", "probe/word_pair_acc_comp", "probe/pair_acc", "eval/r_precision_top3", "eval/fid")
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--metrics", nargs="+", default=list(METRICS))
     args = ap.parse_args()
     from mate.evaluate.bootstrap import t_interval
-    from mate.sweep.importance import knob_effects
+    from mate.sweep.importance import figure_effects, figure_effects_table
     from mate.sweep.report import collect
     from mate.sweep.space.model import label
 
@@ -51,21 +51,13 @@ def main() -> None:
         seeds = ",".join(str(s) for s, _ in sorted(runs, key=lambda r: r[0]))
         print(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
     print("\nPer knob, blocked by seed (F, p, partial eta squared; `within noise` at p >= 0.05):\n")
-    print("| knob | " + " | ".join(f"`{m}`" for m in TESTED) + " |")
-    print("|---|" + "---|" * len(TESTED))
     # every knob's value in every trial (an ofat point names only the key it changes): from the resolved config
     records = [({**{k: config[k] for k in knobs}, "seed": point["seed"]}, m) for point, config, m in rows]
-    effects = {m: {e.knob: e for e in knob_effects([(p, r.get(m)) for p, r in records], knobs)} for m in TESTED}
-    for knob in knobs:
-        cells = []
-        for metric in TESTED:
-            e = effects[metric].get(knob)
-            if e is None or e.p is None:
-                cells.append("-")
-            else:
-                cells.append(f"F={e.f:.2f}, p={e.p:.3f}, η²={e.eta2:.2f}" + (" **matters**" if e.matters else ""))
-        print(f"| {knob} | " + " | ".join(cells) + " |")
-
+    head, table = figure_effects_table(figure_effects(records, knobs))
+    print("| " + " | ".join(f"`{h}`" if "/" in h else h for h in head) + " |")
+    print("|---" * len(head) + "|")
+    for row in table:
+        print("| " + " | ".join(c.replace(" matters", " **matters**") for c in row) + " |")
 
 if __name__ == "__main__":
     main()

@@ -56,6 +56,19 @@ def test_one_factor_at_a_time_tests_each_knob_on_the_base_slice():
     assert effects["a"].design.startswith("one knob at a time")
 
 
+def test_a_figure_that_never_moves_has_no_effect_and_an_exact_difference_has_all():
+    """Both cases leave no residual; rounding in the fit (sums of squares of 1e-33 where every value is equal) must
+    not turn a constant figure into an infinite F (it did: a tiny test's word-pair accuracy, 0 in every run)."""
+    flat = [({"seed": str(s), "a": a, "b": b}, 0.0) for s in range(2) for a in ("1", "2") for b in ("x", "y")]
+    for value in (0.0, 0.1234):
+        records = [(p, value) for p, _ in flat]
+        assert {(e.f, e.p, e.eta2) for e in knob_effects(records, ["a", "b"])} == {(0.0, 1.0, 0.0)}
+    shifted = [(p, 0.3 + 0.5 * (p["a"] == "2") + 0.1 * int(p["seed"])) for p, _ in flat]  # a moves it, b does not
+    effects = {e.knob: e for e in knob_effects(shifted, ["a", "b"])}
+    assert (effects["a"].f, effects["a"].p, effects["a"].matters) == (float("inf"), 0.0, True)
+    assert (effects["b"].f, effects["b"].p, effects["b"].matters) == (0.0, 1.0, False)
+
+
 def test_without_replicates_nothing_is_claimed_and_nan_runs_are_left_out():
     records = [({"seed": "0", "a": a}, v) for a, v in (("1", 0.1), ("2", 0.5), ("3", 0.2))]
     (only,) = knob_effects(records + [({"seed": "1", "a": "1"}, float("nan"))], ["a"])

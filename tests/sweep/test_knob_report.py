@@ -79,6 +79,7 @@ def swept(tiny_corpus, trial_ws, tmp_path_factory):
 
 def _knob_rows(md: str) -> dict[str, dict[str, str]]:
     block = md.split("## Which knobs matter", 1)[1].split("\n## ", 1)[0]
+    block = block.split("The same test on the test figures", 1)[0]  # the objective's table
     lines = [x for x in block.splitlines() if x.startswith("|")]
     head = [c.strip() for c in lines[0].strip("|").split("|")]
     return {r[1] if head[0] == "objective" else r[0]: dict(zip(head, r))
@@ -97,6 +98,15 @@ def test_grid_report_finds_the_planted_knob_and_not_the_inert_one(swept):
     assert re.search(r"\| align\.sigma_scale \|.*\| within seed noise", closing)
     printed = (swept["root"] / "grid" / "printed.txt").read_text()  # `mate report` prints the tests too
     assert re.search(r"\| debug\.val_offset \|.*\| inf \(1, 4\) \|.*\| matters", printed)
+    # the same test on the test figures: the planted offset touches only val figures, so on test it is nothing
+    md = (swept["root"] / "grid" / "report.md").read_text()
+    block = md.split("The same test on the test figures", 1)[1].split("\n## ", 1)[0]
+    lines = [x for x in block.splitlines() if x.startswith("|")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    row = next(x for x in lines if "debug.val_offset" in x)
+    planted = dict(zip(head, (c.strip() for c in row.strip("|").split("|"))))
+    assert {"eval/r_precision_top3", "eval/fid"} <= set(head)
+    assert all(planted[f].startswith("F=0, p=1,") for f in head[1:] if planted[f] != "-"), planted
     png = swept["root"] / "grid" / "img" / "ablation_debug.val_offset.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 ALPHA = 0.05
 PERMUTATIONS = 49  # the smallest permutation p is 1/50; a fANOVA fit takes ~0.1 s
-_ZERO = 1e-12      # a sum of squares this small (relative to the total) is exact zero up to rounding
+_ZERO = 1e-12      # a sum of squares this small (relative to the values' own) is exact zero up to rounding
 
 Record = tuple[Mapping[str, str], float]  # (a run's params, seed included; its objective)
 
@@ -100,7 +100,8 @@ def _fit(rows: list, knobs: list[str], seed_key: str, design: str) -> list[KnobE
     terms = [f"C({cols[k]})" for k in knobs if frame[cols[k]].nunique() > 1] + (["C(blk)"] if blocked else [])
     used = 1 + sum(frame[c].nunique() - 1 for c in [*cols.values(), *(["blk"] if blocked else [])])
     df_resid = len(frame) - used
-    total_ss = float(((frame["y"] - frame["y"].mean()) ** 2).sum())
+    raw_ss = float((frame["y"] ** 2).sum())
+    constant = frame["y"].nunique() == 1
     table = None
     if df_resid > 0 and terms:
         from statsmodels.formula.api import ols
@@ -120,11 +121,14 @@ def _fit(rows: list, knobs: list[str], seed_key: str, design: str) -> list[KnobE
         if table is not None and f"C({c})" in table.index:
             ss_k = max(float(table.loc[f"C({c})", "sum_sq"]), 0.0)
             ss_r = max(float(table.loc["Residual", "sum_sq"]), 0.0)
-            scale = max(total_ss, 1e-300)
-            if ss_r <= _ZERO * scale:  # an exact fit: no noise left, the knob's effect is all or nothing
-                ss_r = 0.0
-                zero = ss_k <= _ZERO * scale
-                f, p, eta2 = (0.0, 1.0, 0.0) if zero else (math.inf, 0.0, 1.0)
+            # rounding in the fit is relative to the values' own size, not to their spread; a figure that never
+            # moves has no effect to test (the fit's sums of squares are then rounding noise or NaN)
+            ss_k = 0.0 if constant or ss_k <= _ZERO * raw_ss else ss_k  # equal level means, up to rounding
+            ss_r = 0.0 if constant or ss_r <= _ZERO * raw_ss else ss_r
+            if ss_k == 0.0:
+                f, p, eta2 = 0.0, 1.0, 0.0
+            elif ss_r == 0.0:  # an exact fit: no noise left to weigh a real difference against
+                f, p, eta2 = math.inf, 0.0, 1.0
             else:
                 f = (ss_k / df_k) / (ss_r / df_resid)
                 p = float(table.loc[f"C({c})", "PR(>F)"])
@@ -145,6 +149,39 @@ def effects_table(effects: Sequence[KnobEffect]) -> tuple[list[str], list[list[s
                      "-" if e.p is None else f"{e.p:.3g}", "-" if e.eta2 is None else f"{e.eta2:.2f}",
                      f"{e.spread:.4g}", "-" if e.noise_sd is None else f"{e.noise_sd:.3g}", e.verdict])
     return head, rows
+
+
+# The test figures a grid's knobs are also tested on, for reading: selection stays on the val objective
+TEST_FIGURES = ("probe/word_pair_acc", "probe/word_pair_acc_comp", "probe/pair_acc", "eval/r_precision_top3",
+                "eval/fid")
+
+
+def figure_effects(records: Sequence[tuple[Mapping[str, str], Mapping[str, float]]], knobs: Sequence[str],
+                   figures: Sequence[str] = TEST_FIGURES, seed_key: str = "seed") -> dict[str, list[KnobEffect]]:
+    """`knob_effects` on each figure the runs report: {figure: effects} over (params, metrics) records."""
+    out = {}
+    for figure in figures:
+        if any(m.get(figure) is not None for _, m in records):
+            out[figure] = knob_effects([(p, m.get(figure)) for p, m in records], knobs, seed_key)
+    return out
+
+
+def figure_effects_table(by_figure: Mapping[str, Sequence[KnobEffect]]) -> tuple[list[str], list[list[str]]]:
+    """(head, rows): a knob per row, a figure per column, each cell F, p and partial η² ("matters" when p < 0.05)."""
+    knobs = list(dict.fromkeys(e.knob for effects in by_figure.values() for e in effects))
+    cell = {(f, e.knob): e for f, effects in by_figure.items() for e in effects}
+    rows = []
+    for knob in knobs:
+        row = [knob]
+        for figure in by_figure:
+            e = cell.get((figure, knob))
+            if e is None or e.p is None:
+                row.append("-")
+                continue
+            f = "inf" if math.isinf(e.f) else f"{e.f:.3g}"
+            row.append(f"F={f}, p={e.p:.3g}, η²={e.eta2:.2f}" + (" matters" if e.matters else ""))
+        rows.append(row)
+    return ["knob", *by_figure], rows
 
 
 def effects_markdown(effects: Sequence[KnobEffect], objective: str) -> str:

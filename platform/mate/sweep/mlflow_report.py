@@ -33,7 +33,7 @@ from pathlib import Path
 
 from mate.errors import UserError
 
-from .importance import ParamImportance, effects_markdown, importances_markdown, knob_effects
+from .importance import ParamImportance, effects_markdown, figure_effects, importances_markdown, knob_effects
 from .report_plots import (
     SECOND_CURVE,
     ablation_curve,
@@ -167,6 +167,9 @@ def _build(uri: str, experiment: str, out: str | Path | None, workspace: str | P
     replicated = len(set(points)) < len(points)  # a grid over seeds (a search samples each point once)
     effects = (knob_effects([(t.params, t.value(objective)) for t in curve_runs], factors, SEED_KEY)
                if replicated else [])
+    # the same test on the test figures, to read beside it (selection stays on val)
+    test_effects = (figure_effects([(t.params, t.metrics) for t in curve_runs], factors, seed_key=SEED_KEY)
+                    if replicated else {})
     replicas = replicate_rows(trials, objective)
     notes = {e.knob: f"{e.verdict}: F={e.f:.3g}, p={e.p:.3g}" if e.p is not None else e.verdict for e in effects}
     curves = [c for c in (ablation_curve(curve_runs, f, [k for k in factors if k != f], metrics,
@@ -212,7 +215,8 @@ def _build(uri: str, experiment: str, out: str | Path | None, workspace: str | P
         objective=objective, mode=mode, objective_source=source, head=head, rows=rows, row_class=row_class,
         factors=factors, varied=varied, curves=curves, images=images, best=best, best_why=best_why,
         best_command=str((best_doc or {}).get("command") or "") if best_why.startswith("best.yaml") else "",
-        config=config, best_files=[rel(p) for p in best_files], effects=effects, importances=importances,
+        config=config, best_files=[rel(p) for p in best_files], effects=effects, test_effects=test_effects,
+        importances=importances,
         importance_note=importance_note, replicas=replicas)
     for c in curves:
         c.path = Path(rel(c.path))
