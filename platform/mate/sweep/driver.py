@@ -232,14 +232,14 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
                                    resume_errored=opts.retry_failed)
         run_rel = last
         expected = int(store.read_text(f"{last}/{EXPECTED}")) if store.is_file(f"{last}/{EXPECTED}") else 0
-        _say_kept_limits(store, last, _limits(space, opts), log)
+        say_kept_limits(store, last, run_limits(space, opts), log)
     else:
         run_rel = f"{tune_rel}/run-{len(previous) + 1}"
         inputs = TuneInputs(space, name, opts, trainable, storage, stopped, run_config)
         tuner, expected = _new_tuner(inputs, run_rel.rsplit("/", 1)[1], log)
         if tuner is not None:
             store.write_text(f"{run_rel}/{EXPECTED}", str(expected))
-            store.write_text(f"{run_rel}/{LIMITS}", json.dumps(_limits(space, opts)))
+            store.write_text(f"{run_rel}/{LIMITS}", json.dumps(run_limits(space, opts)))
     finished = True  # a search with every sample done starts no run
     if tuner is not None:
         finished = fit_run(tuner, expected, space, store, run_rel, log)
@@ -340,13 +340,14 @@ def close_leftovers(tracker, experiment: str, name: str, storage, log: Callable[
         log(f"sweep: closed {closed} MLflow run(s) and {len(running)} Optuna trial(s) a killed driver left RUNNING")
 
 
-def _limits(space, opts: SweepOptions) -> dict[str, Any]:
+def run_limits(space, opts: SweepOptions, timed: bool = True) -> dict[str, Any]:
+    """The limits a new Tune run starts with (`timed`: the search's run, which has the time budget)."""
     b = space.budget
-    return {"max_concurrent": opts.max_concurrent or b.max_concurrent, "time_budget_s": b.time_budget_s,
-            "max_failures": b.max_failures}
+    return {"max_concurrent": opts.max_concurrent or b.max_concurrent, "max_failures": b.max_failures,
+            **({"time_budget_s": b.time_budget_s} if timed else {})}
 
 
-def _say_kept_limits(store, run_rel: str, wanted: dict[str, Any], log: Callable[[str], None]) -> None:
+def say_kept_limits(store, run_rel: str, wanted: dict[str, Any], log: Callable[[str], None]) -> None:
     """Tune restores a run's searcher and configs as they were saved (its concurrency limit is part of the searcher's
     state), so a changed limit cannot reach a run already under way: say so rather than ignore the flag silently."""
     if not store.is_file(f"{run_rel}/{LIMITS}"):

@@ -5,6 +5,7 @@ search run. A search trial's value is one seed's draw; a replicate mean is what 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -46,7 +47,7 @@ def run_replicates(space, opts, store, tune_rel: str, trainable, run_config: dic
     resumes like the search's; the search's objective chooses them, the replicates never feed the study."""
     from ray import tune
 
-    from mate.sweep.driver import EXPECTED, FINISHED, fit_run
+    from mate.sweep.driver import EXPECTED, FINISHED, LIMITS, fit_run, run_limits, say_kept_limits
     from mate.sweep.report import collect
 
     rel = f"{tune_rel}/{FOLDER}"
@@ -56,6 +57,7 @@ def run_replicates(space, opts, store, tune_rel: str, trainable, run_config: dic
         log(f"sweep: restoring the replicates ({store.url(rel)})")
         tuner = tune.Tuner.restore(store.url(rel), trainable, resume_unfinished=True, resume_errored=opts.retry_failed)
         expected = int(store.read_text(f"{rel}/{EXPECTED}"))
+        say_kept_limits(store, rel, run_limits(space, opts, timed=False), log)
     else:
         points = replicate_points(collect(sweep_dir), space.metrics[0], space.modes[0], space.rerun.top,
                                   space.rerun.seeds)
@@ -64,11 +66,12 @@ def run_replicates(space, opts, store, tune_rel: str, trainable, run_config: dic
             return
         tops = list(dict.fromkeys(p["rerun_of"] for p in points))
         log(f"sweep: re-running the best {len(tops)} ({', '.join(tops)}) over seeds {list(space.rerun.seeds)}")
-        concurrency = opts.max_concurrent or space.budget.max_concurrent
+        limits = run_limits(space, opts, timed=False)
         tuner = tune.Tuner(trainable, param_space={"trial": tune.grid_search(points)},
-                           tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency,
+                           tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=limits["max_concurrent"],
                                                        reuse_actors=True),
                            run_config=tune.RunConfig(name=FOLDER, **run_config))
         expected = len(points)
         store.write_text(f"{rel}/{EXPECTED}", str(expected))
+        store.write_text(f"{rel}/{LIMITS}", json.dumps(limits))
     fit_run(tuner, expected, space, store, rel, log)
