@@ -96,6 +96,7 @@ def test_grid_report_finds_the_planted_knob_and_not_the_inert_one(swept):
     closing = (swept["ws"] / "sweeps" / "planted-grid" / "ablation.md").read_text()
     assert re.search(r"\| debug\.val_offset \|.*\| matters", closing)
     assert re.search(r"\| align\.sigma_scale \|.*\| within seed noise", closing)
+    assert re.search(r"The same test on the test figures.*\n(.*\n)*\| debug\.val_offset \| F=0, p=1,", closing)
     printed = (swept["root"] / "grid" / "printed.txt").read_text()  # `mate report` prints the tests too
     assert re.search(r"\| debug\.val_offset \|.*\| inf \(1, 4\) \|.*\| matters", printed)
     # the same test on the test figures: the planted offset touches only val figures, so on test it is nothing

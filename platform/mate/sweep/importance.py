@@ -184,6 +184,20 @@ def figure_effects_table(by_figure: Mapping[str, Sequence[KnobEffect]]) -> tuple
     return ["knob", *by_figure], rows
 
 
+def figure_effects_text(by_figure: Mapping[str, Sequence[KnobEffect]]) -> str:
+    """What the test-figure table is and is not (the report and the closing ablation.md both say it)."""
+    cells = len(by_figure) * len({e.knob for v in by_figure.values() for e in v})
+    return ("The same test on the test figures, to read beside it (settings are chosen on val, never on these): F, p "
+            f"and partial η² per knob and figure. Of {cells} cells, about {ALPHA * cells:.1f} pass p < {ALPHA} by "
+            "chance alone.")
+
+
+def figure_effects_markdown(by_figure: Mapping[str, Sequence[KnobEffect]]) -> str:
+    head, rows = figure_effects_table(by_figure)
+    lines = [figure_effects_text(by_figure), "", "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
 def effects_markdown(effects: Sequence[KnobEffect], objective: str) -> str:
     head, rows = effects_table(effects)
     lines = [f"Does each knob move `{objective}` beyond seed noise? (analysis of variance, seed as block)", "",

@@ -125,18 +125,21 @@ def replicates(rows: list[dict], metric: str) -> str:
 
 
 def knob_tests(rows: list[dict], space, metric: str) -> str:
-    """Grids: per varied knob, whether it moves the objective beyond seed noise (mate.sweep.importance)."""
-    from mate.sweep.importance import effects_markdown, knob_effects
+    """Grids: per varied knob, whether it moves the objective beyond seed noise (mate.sweep.importance), then the
+    same test on the test figures."""
+    from mate.sweep.importance import effects_markdown, figure_effects, figure_effects_markdown, knob_effects
 
     knobs = [k for k in space.varied if k != "seed"]
     records = []
     for r in rows:
         if r["status"] == "finished":  # an ofat point names only its changed key: the others take the base's value
             cfg = space.trial_config(r["params"])
-            records.append(({**{k: str(cfg[k]) for k in knobs}, "seed": str(r["params"].get("seed"))},
-                            r["last"].get(metric)))
-    effects = knob_effects(records, knobs)
-    return effects_markdown(effects, metric) if effects else ""
+            records.append(({**{k: str(cfg[k]) for k in knobs}, "seed": str(r["params"].get("seed"))}, r))
+    effects = knob_effects([(p, r["last"].get(metric)) for p, r in records], knobs)
+    if not effects:
+        return ""
+    on_test = figure_effects([(p, r.get("metrics", {})) for p, r in records], knobs)
+    return effects_markdown(effects, metric) + ("\n\n" + figure_effects_markdown(on_test) if on_test else "")
 
 
 def search_importances(study) -> str:

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .importance import KnobEffect, ParamImportance, effects_table, figure_effects_table, importances_table
+from .importance import (KnobEffect, ParamImportance, effects_table, figure_effects_table, figure_effects_text,
+                         importances_table)
 from .report_plots import Curve
 from .report_runs import Trial, fmt
 
@@ -89,11 +90,7 @@ def _importance_parts(c: Content) -> list[tuple[str, object]]:
                             "SS_residual); the spread is max - min of the knob's level means.")),
                   ("table", effects_table(c.effects))]
     if c.test_effects:
-        cells = len(c.test_effects) * len({e.knob for v in c.test_effects.values() for e in v})
-        parts += [("text", ("The same test on the test figures, to read beside it (settings are chosen on val, "
-                            f"never on these): F, p and partial η² per knob and figure. Of {cells} cells, about "
-                            f"{0.05 * cells:.1f} pass p < 0.05 by chance alone.")),
-                  ("table", figure_effects_table(c.test_effects))]
+        parts += [("text", figure_effects_text(c.test_effects)), ("table", figure_effects_table(c.test_effects))]
     if c.importances:
         parts += [("text", (f"Optuna's fANOVA importances on the study ({c.importance_note}): each param's share of "
                             "the objective's variance against the share it gets when the objective values are "
