@@ -35,7 +35,7 @@ from mate.errors import UserError
 
 from .importance import ParamImportance, effects_markdown, figure_effects, importances_markdown, knob_effects
 from .report_plots import (
-    SECOND_CURVE,
+    EXTRA_CURVES,
     ablation_curve,
     importance_bars,
     learning_curves,
@@ -159,8 +159,7 @@ def _build(uri: str, experiment: str, out: str | Path | None, workspace: str | P
     searched = [t for t in trials if not t.rerun_of]  # replicates get their own section
     curve_runs = [t for t in searched if t.status == "FINISHED" and not t.stopped_early] or \
         [t for t in searched if t.status == "FINISHED"]
-    metrics = [objective] + ([SECOND_CURVE] if SECOND_CURVE != objective and any(
-        SECOND_CURVE in t.metrics for t in curve_runs) else [])
+    metrics = [objective] + [m for m in EXTRA_CURVES if m != objective and any(m in t.metrics for t in curve_runs)]
     # does each knob matter beyond seed noise: a blocked ANOVA where points repeat over seeds, Optuna's importances
     # (against shuffled objectives) where the sweep was a search with a study in the workspace
     points = [tuple(t.params.get(k) for k in factors) for t in curve_runs]
@@ -171,9 +170,13 @@ def _build(uri: str, experiment: str, out: str | Path | None, workspace: str | P
     test_effects = (figure_effects([(t.params, t.metrics) for t in curve_runs], factors, seed_key=SEED_KEY)
                     if replicated else {})
     replicas = replicate_rows(trials, objective)
-    notes = {e.knob: f"{e.verdict}: F={e.f:.3g}, p={e.p:.3g}" if e.p is not None else e.verdict for e in effects}
+    notes: dict[str, dict[str, str]] = {}  # knob -> figure -> its test's verdict, a panel's title
+    for figure, figure_tests in [(objective, effects), *test_effects.items()]:
+        for e in figure_tests:
+            notes.setdefault(e.knob, {})[figure] = (f"{e.verdict}: F={e.f:.3g}, p={e.p:.3g}" if e.p is not None
+                                                    else e.verdict)
     curves = [c for c in (ablation_curve(curve_runs, f, [k for k in factors if k != f], metrics,
-                                         img / f"ablation_{_safe(f)}.png", notes.get(f, "")) for f in factors)
+                                         img / f"ablation_{_safe(f)}.png", notes.get(f)) for f in factors)
               if c is not None]
     importances, importance_note = _search_importances(ws, experiment)
     if importance_bars(importances, img / "importances.png"):

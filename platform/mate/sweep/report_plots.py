@@ -4,13 +4,14 @@ and the best trial's learning curves (matplotlib, imported inside each function)
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .report_runs import Trial, better, fmt, is_numeric, log_scale, metric_history, number, sort_key
 
-SECOND_CURVE = "eval/r_precision_top3"
+# what an ablation curve shows beside its objective, where the runs have them: the test figures the knobs move
+EXTRA_CURVES = ("eval/r_precision_top3", "probe/word_pair_acc_comp")
 MAX_SLICES = 6  # more combinations of the other factors than this: a factor's curve pools over them
 MAX_LEARNING_CURVES = 12
 
@@ -42,9 +43,10 @@ def _group_stats(values: list[float]) -> tuple[float, float, int]:
 
 
 def ablation_curve(trials: Sequence[Trial], factor: str, others: Sequence[str], metrics: Sequence[str],
-                   path: Path, note: str = "") -> Curve | None:
-    """Objective (and the second metric) against `factor`, one line per slice of the other factors (or pooled over
-    them), mean over seeds with a t-based 95% band; a categorical factor as points with error bars."""
+                   path: Path, notes: Mapping[str, str] | None = None) -> Curve | None:
+    """Objective (and the extra figures) against `factor`, one line per slice of the other factors (or pooled over
+    them), mean over seeds with a t-based 95% band; a categorical factor as points with error bars. `notes`: a
+    panel's title per metric (the knob test's verdict on that figure: the band is not the blocked test)."""
     usable = [t for t in trials if factor in t.params and not math.isnan(t.value(metrics[0]))]
     if not usable:
         return None
@@ -106,14 +108,15 @@ def ablation_curve(trials: Sequence[Trial], factor: str, others: Sequence[str], 
             ax.set_xlim(-0.5, len(levels) - 0.5)
         ax.set_xlabel(factor)
         ax.set_ylabel(metric)
+        if notes and notes.get(metric):
+            ax.set_title(notes[metric], fontsize=9)
         ax.grid(alpha=0.3)
         if len(groups) > 1:
             ax.legend(fontsize=7)
     title = f"{factor}: mean over seeds, t-based 95% band"
+    title += "; above each panel, the test with seed blocks" if notes else ""
     if pooled and others:
         title += "\n(pooled over the other factors)"
-    if note:
-        title += f"\n{note}"
     fig.suptitle(title, fontsize=10)
     fig.savefig(path)
     return Curve(factor, numeric, pooled and bool(others), path, table)
