@@ -219,8 +219,7 @@ def _build(uri: str, experiment: str, out: str | Path | None, workspace: str | P
         factors=factors, varied=varied, curves=curves, images=images, best=best, best_why=best_why,
         best_command=str((best_doc or {}).get("command") or "") if best_why.startswith("best.yaml") else "",
         config=config, best_files=[rel(p) for p in best_files], effects=effects, test_effects=test_effects,
-        importances=importances,
-        importance_note=importance_note, replicas=replicas)
+        importances=importances, importance_note=importance_note, replicas=replicas)
     for c in curves:
         c.path = Path(rel(c.path))
     (out / "report.md").write_text(render_md(content))
