@@ -16,7 +16,8 @@ from mate.sweep.space.kinds import fmt
 TRIAL_COST = {
     "tiny": (10, "~10 s a trial on one CPU thread"),
     "smoke": (90, "~90 s a trial on one CPU thread"),
-    "bench": (14 * 60, "~14 min a trial on one CPU thread (alignment ~7, masked generator ~6-7)"),
+    "bench": (20 * 60, "~20 min a trial on one CPU thread, two at a time on 2 cores (alignment ~8, masked generator "
+                       "~9, test scoring ~2; ~13 with its alignment cached)"),
 }
 
 
