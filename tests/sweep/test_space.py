@@ -18,8 +18,8 @@ from mate.sweep.space import check_resumable, load_space
 
 REPO = Path(__file__).resolve().parents[2]
 SPACES = REPO / "search_spaces"
-SHIPPED = ("smoke", "mate_humanml3d", "ablation_prior", "ablation_prototypes", "ablation_losses",
-           "ablation_segmentation", "multiobjective")
+SHIPPED = ("smoke", "mate_humanml3d", "ablation_prior", "ablation_prior_shape", "ablation_prototypes",
+           "ablation_losses", "ablation_segmentation", "multiobjective")
 
 SEARCH = """\
 profile: smoke
