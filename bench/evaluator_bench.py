@@ -94,16 +94,18 @@ def main() -> None:
                     report[role][key]["partition"] = partition_figures(ev, encoder, pack, notes, split, ws,
                                                                        args.min_len)
         print(json.dumps({role: report[role]}, indent=1), file=sys.stderr)
-    print("| model | split | R@1 | R@2 | R@3 | R@1 ceiling | R@3 ceiling | FID halves / FID mean-motion | partition IoU | equal split IoU |")
+    print("| model | split | R@1 | R@2 | R@3 | R@1 ceiling | R@3 ceiling | FID halves / FID mean-motion "
+          "| partition IoU | equal split IoU |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for role in ("scoring", "partition"):
         for split in [k for k in report[role] if k.startswith(("val", "test"))]:
             r, p = report[role][split], report[role][split].get("partition")
-            name = f"{role} ({report[role]['sha'][:8]}, {report[role]['epochs']} ep, {report[role]['train_seconds']:.0f} s)"
+            name = (f"{role} ({report[role]['sha'][:8]}, {report[role]['epochs']} ep, "
+                    f"{report[role]['train_seconds']:.0f} s)")
             part = f"{p['iou']:.3f} ({p['captions']} captions) | {p['iou_equal']:.3f}" if p else "- | -"
             print(f"| {name} | {split} | {r['r1']:.3f} | {r['r2']:.3f} | {r['r3']:.3f} | {r['ceiling_r1']:.3f} | "
-                  f"{r['ceiling_r3']:.3f} | {r['fid_halves']:.4f} / {r['fid_mean_motion']:.3f} = {r['fid_ratio']:.3f} | "
-                  f"{part} |")
+                  f"{r['ceiling_r3']:.3f} | {r['fid_halves']:.4f} / {r['fid_mean_motion']:.3f} "
+                  f"= {r['fid_ratio']:.3f} | {part} |")
     if args.out:
         args.out.write_text(json.dumps(report, indent=1))
 

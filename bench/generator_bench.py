@@ -8,8 +8,9 @@ Rows of the table:
 - `baseline` (`align.enabled=false`) and `mate`: one `mate train` run per seed (profile=bench unless overridden),
   each in its own folder under --out; `*-tokens`: the same with `gen.cond=tokens`, first seed only.
 A finished run is read back, an unfinished one resumes from its checkpoint (`mate train` does that), so the
-comparison can span sessions; `--collect` only reads what is finished. Cells are the mean and t-based 95% interval over seeds; `val/` rows are what settings
-were chosen on, the rest is test. Writes table.md and curves.png (val/probe/word_pair_acc against generator steps).
+comparison can span sessions; `--collect` only reads what is finished. Cells are the mean and t-based 95% interval
+over seeds; `val/` rows are what settings were chosen on, the rest is test. Writes table.md and curves.png
+(val/probe/word_pair_acc against generator steps).
 """
 
 from __future__ import annotations

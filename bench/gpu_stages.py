@@ -4,11 +4,11 @@ text encoder with trainable rows (the alignment's language-model pass), then the
 against two at once on the same GPU (what `--gpus-per-trial 0.5` packs).
 
 Needs only PyTorch and transformers (a GPU machine may have nothing else): `PYTHONPATH=platform python
-bench/gpu_stages.py [--seconds 20] [--out gpu.json] [--trial]` (`--trial` then runs a whole tiny trial on the
-device, the check of every stage's device placement; it also needs matplotlib). The data are random tensors of HumanML3D's shapes (263
-channels, clips up to 196 rows, 4x temporal downsampling): throughput does not depend on their values. The sizes are
-the `paper` profile's (mate.config), so the figures are what a paper-profile trial's stages cost; `mate sweep
---dry-run` reads its per-stage step times from the table this prints (STEP_SECONDS in mate.sweep.cost).
+bench/gpu_stages.py [--seconds 20] [--out gpu.json] [--trial]` (`--trial` then runs a whole tiny trial on the device,
+the check of every stage's device placement; it also needs matplotlib). The data are random tensors of HumanML3D's
+shapes (263 channels, clips up to 196 rows, 4x temporal downsampling): throughput does not depend on their values. The
+sizes are the `paper` profile's (mate.config), so the figures are what a paper-profile trial's stages cost; `mate
+sweep --dry-run` reads its per-stage step times from the table this prints (STEP_SECONDS in mate.sweep.cost).
 On a machine without CUDA it runs a few steps on the CPU, as a check that the script works, and says so.
 """
 

@@ -2,11 +2,11 @@
 
     python bench/pack_rss.py [--corpus DIR] [--clips 30000] [--tmp DIR] [--keep]
 
-Tiles a corpus (default: a 2,000-clip synthetic corpus made with mate.data.synth) to --clips clips in a temporary folder (hard links with new ids,
-consistent split and caption files), then in fresh subprocesses opens it through the pack (first: build; second:
-reuse), reads every clip of every split with Pack.motion and iterates a DataLoader over the train split, and reports
-each child's open time, read time and peak RSS (ru_maxrss). For contrast, one child reads every clip through the
-memory map instead (touched mmap pages count as RSS). Prints a Markdown table.
+Tiles a corpus (default: a 2,000-clip synthetic corpus made with mate.data.synth) to --clips clips in a temporary
+folder (hard links with new ids, consistent split and caption files), then in fresh subprocesses opens it through the
+pack (first: build; second: reuse), reads every clip of every split with Pack.motion and iterates a DataLoader over
+the train split, and reports each child's open time, read time and peak RSS (ru_maxrss). For contrast, one child reads
+every clip through the memory map instead (touched mmap pages count as RSS). Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def tile(src: Path, dst: Path, clips: int) -> int:
     while made < clips:
         for cid in base[: clips - made]:
             nid = f"{cid}_t{k:02d}"
-            for a, b in ((L.motion_file(src, cid), L.motion_file(dst, nid)), (L.text_file(src, cid), L.text_file(dst, nid))):
+            for a, b in ((L.motion_file(src, cid), L.motion_file(dst, nid)),
+                         (L.text_file(src, cid), L.text_file(dst, nid))):
                 try:
                     link(a, b)
                 except OSError:

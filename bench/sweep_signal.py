@@ -54,7 +54,8 @@ def main() -> None:
     metrics = sorted({k for h in history.values() for line in h for k in line
                       if k.startswith("val/") and not k.startswith("val/align") and not k.endswith("_ci95")})
     lines = [f"{name}: {len(search)} search trials, {len(reps)} replicates of one config (seeds {args.seeds})", "",
-             "| val figure | epoch | SD between configs (n) | SD between seeds (n) | ratio |", "|---|---:|---|---|---:|"]
+             "| val figure | epoch | SD between configs (n) | SD between seeds (n) | ratio |",
+             "|---|---:|---|---|---:|"]
     for epoch in sorted({line["gen/epoch"] for h in history.values() for line in h}):
         for m in metrics:
             def at(trial: str) -> float | None:

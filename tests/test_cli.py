@@ -13,7 +13,8 @@ from mate.cli import main
 
 
 def test_help_imports_no_heavy_modules():
-    code = "import sys, mate.cli; mate.cli.build_parser(); print(sorted(m for m in ('torch', 'numpy', 'matplotlib', 'ray') if m in sys.modules))"
+    code = ("import sys, mate.cli; mate.cli.build_parser(); "
+            "print(sorted(m for m in ('torch', 'numpy', 'matplotlib', 'ray') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -48,7 +48,8 @@ def local_path(uri: str) -> Path:
 
 
 def test_import_is_cheap():
-    code = "import sys, mate.tracking; print(sorted(m for m in ('mlflow', 'sqlalchemy', 'mate.config') if m in sys.modules))"
+    code = ("import sys, mate.tracking; "
+            "print(sorted(m for m in ('mlflow', 'sqlalchemy', 'mate.config') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

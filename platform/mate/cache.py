@@ -169,7 +169,8 @@ def note(path: str | os.PathLike) -> None:
         seen.add(Path(path))
 
 
-def get_or_build(path: str | os.PathLike, build: Callable[[Path], None], exists: Callable[[Path], bool] | None = None) -> Path:
+def get_or_build(path: str | os.PathLike, build: Callable[[Path], None],
+                 exists: Callable[[Path], bool] | None = None) -> Path:
     """Return `path`, building it first under its lock if it is missing.
 
     `build(tmp)` writes the entry into `tmp` (a file path or folder, whichever it creates) and must not touch `path`;

@@ -1,9 +1,9 @@
 """`mate clean`: remove the workspace caches that no run references; anything removed is rebuilt on demand.
 
-Referenced: the dataset packs, scoring evaluators, motion tokenizers and align stages that some run.json under the workspace names
-(`runs/`, `sweeps/`). Always kept: the LLM segmentation answers (`cache/segments`: asking again costs money and
-time) and the synthetic corpora in `data/`. Removed: unreferenced packs, evaluators (partition models included: the
-align stages built from them are cached), align stages, the derived caches no run names (text features,
+Referenced: the dataset packs, scoring evaluators, motion tokenizers and align stages that some run.json under the
+workspace names (`runs/`, `sweeps/`). Always kept: the LLM segmentation answers (`cache/segments`: asking again costs
+money and time) and the synthetic corpora in `data/`. Removed: unreferenced packs, evaluators (partition models
+included: the align stages built from them are cached), align stages, the derived caches no run names (text features,
 localization), and the temporary leftovers of crashed writers. An entry whose lock is held (a sweep using it right
 now) is skipped.
 """

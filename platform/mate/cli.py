@@ -1,4 +1,5 @@
-"""The `mate` command. Heavy imports (numpy, torch, matplotlib) happen inside each command so `mate --help` is instant."""
+"""The `mate` command. Heavy imports (numpy, torch, matplotlib) happen inside each command so `mate --help` is
+instant."""
 
 from __future__ import annotations
 

@@ -159,7 +159,8 @@ def test_the_skeletons_mirror_pairs_left_and_right_joints():
     names = dict(enumerate(T2M.joint_names))
     for j, m in enumerate(T2M.mirror):
         assert names[int(m)] == names[j].replace("left", "@").replace("right", "left").replace("@", "right")
-    assert (KIT.mirror[KIT.mirror] == np.arange(21)).all() and (KIT.mirror != np.arange(21)).sum() == 16  # legs 2 x 5, arms 2 x 3
+    # 16 joints move: legs 2 x 5, arms 2 x 3
+    assert (KIT.mirror[KIT.mirror] == np.arange(21)).all() and (KIT.mirror != np.arange(21)).sum() == 16
 
 
 @pytest.mark.parametrize("skeleton", ["humanml3d", "kit"])

@@ -179,12 +179,14 @@ def test_kit_ml_is_detected_from_the_width(tmp_path):
 
 @pytest.mark.parametrize("corrupt,where,fragment", [
     (lambda d: (d / "val.txt").unlink(), "val.txt", "does not exist"),
-    (lambda d: (d / "new_joint_vecs" / "000003.npy").write_bytes(b"garbage"), "new_joint_vecs/000003.npy", "unreadable"),
+    (lambda d: (d / "new_joint_vecs" / "000003.npy").write_bytes(b"garbage"),
+     "new_joint_vecs/000003.npy", "unreadable"),
     (lambda d: np.save(d / "new_joint_vecs" / "000001.npy", np.zeros((50, 200), np.float32)),
      "new_joint_vecs/000001.npy", "width 200"),
     (lambda d: np.save(d / "new_joint_vecs" / "000001.npy", np.full((50, 263), np.nan, np.float32)),
      "new_joint_vecs/000001.npy", "NaN"),
-    (lambda d: (d / "texts" / "000002.txt").write_text("ok#ok/ADJ#0.0#0.0\nbroken line\n"), "texts/000002.txt:2", "4 fields"),
+    (lambda d: (d / "texts" / "000002.txt").write_text("ok#ok/ADJ#0.0#0.0\nbroken line\n"),
+     "texts/000002.txt:2", "4 fields"),
     (lambda d: (d / "texts" / "000004.txt").unlink(), "texts/000004.txt", "no caption file"),
     (lambda d: np.save(d / "Std.npy", np.zeros(263, np.float32)), "Std.npy", "zero or negative"),
     (lambda d: shutil.rmtree(d / "texts"), "texts", "missing folder"),

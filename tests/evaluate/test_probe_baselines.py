@@ -69,7 +69,8 @@ def test_independent_random_clips_score_chance(corpus):
         for attr in chance:
             got.setdefault(attr, []).append(acc[f"probe/word_pair_acc_{attr}"])
     for attr in chance:
-        assert abs(np.mean(got[attr]) - np.mean(chance[attr])) <= 0.05, (attr, np.mean(got[attr]), np.mean(chance[attr]))
+        mean_got, mean_chance = np.mean(got[attr]), np.mean(chance[attr])
+        assert abs(mean_got - mean_chance) <= 0.05, (attr, mean_got, mean_chance)
     # a two-valued attribute's chance is near 25% when the probe reads both values about equally often
     assert 0.1 < np.mean(chance["turn"]) <= 0.3
 

@@ -140,5 +140,6 @@ def test_a_share_whose_cpus_would_idle_the_gpu_is_refused_before_any_trial(clust
                   str(REPO / "jobs" / "sweep.py"), str(space), "--workspace", str(cluster["root"] / "head-ws"),
                   "--data", str(tiny_corpus), "--storage", str(cluster["root"] / "store"), "--quiet", timeout=300)
     out = job.stdout + job.stderr
-    assert job.returncode != 0 and "hold only 1: part of every GPU would idle; use --cpus-per-trial 1" in out, out[-3000:]
+    refusal = "hold only 1: part of every GPU would idle; use --cpus-per-trial 1"
+    assert job.returncode != 0 and refusal in out, out[-3000:]
     assert "prepare:" not in out and not (cluster["root"] / "store" / "idle").exists()

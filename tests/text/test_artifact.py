@@ -14,7 +14,8 @@ from mate.text.families import default_model_path
 
 from .tiny_models import build_tiny
 
-CAPTIONS = ["a person walks forward quickly then turns clockwise.", "someone jumps backward and kicks with the left leg"]
+CAPTIONS = ["a person walks forward quickly then turns clockwise.",
+            "someone jumps backward and kicks with the left leg"]
 
 
 def _aligned(path, seed=0) -> TextEncoder:
@@ -114,7 +115,8 @@ def test_frozen_features_are_computed_once(tmp_path):
     same = frozen_features(enc, caps, tmp_path / "ws", progress=False)  # rows selected but unchanged: new key
     assert same.path != first.path and torch.allclose(same.sentence, first.sentence, atol=1e-6)
     with torch.no_grad():
-        rows.rows.add_(torch.randn(rows.rows.shape, generator=torch.Generator().manual_seed(0)))  # not a constant: LayerNorm would remove it
+        # not a constant: LayerNorm would remove it
+        rows.rows.add_(torch.randn(rows.rows.shape, generator=torch.Generator().manual_seed(0)))
     moved = frozen_features(enc, caps, tmp_path / "ws", progress=False)  # aligned rows: their own entry
     assert moved.path not in (first.path, same.path)
     assert torch.allclose(moved.sentence, enc.encode(CAPTIONS).sentence, atol=1e-6)

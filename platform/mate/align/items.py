@@ -310,7 +310,7 @@ class PrototypeVocab:
 
     def indices(self, items: Items, index: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """The prototype index (int64) of every occurrence (or of `index`'s), -1 outside the vocabulary."""
-        lookup = np.array([self._index.get(l, -1) for l in items.lemmas], np.int64)
+        lookup = np.array([self._index.get(lemma, -1) for lemma in items.lemmas], np.int64)
         ids = items.lemma_id if index is None else items.lemma_id[np.asarray(index, np.int64)]
         return lookup[ids] if len(lookup) else np.full(len(ids), -1, np.int64)
 

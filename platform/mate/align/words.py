@@ -145,17 +145,17 @@ def guess_pos(word: str) -> str:
 def compatible(surface: str, lemma: str) -> bool:
     """Whether a token-field lemma can be the lemma of a surface word (equal after normalising, the rule lemma,
     the irregular table, or a common prefix of >= 3 letters, all of the shorter one when it is shorter)."""
-    s, l = normalize_word(surface), normalize_word(lemma)
-    if not s or not l:
+    s, lem = normalize_word(surface), normalize_word(lemma)
+    if not s or not lem:
         return False
-    if s == l or rule_lemma(s) == l or IRREGULAR.get(s) == l:
+    if s == lem or rule_lemma(s) == lem or IRREGULAR.get(s) == lem:
         return True
     k = 0
-    for a, b in zip(s, l):
+    for a, b in zip(s, lem):
         if a != b:
             break
         k += 1
-    return k >= min(3, len(s), len(l))
+    return k >= min(3, len(s), len(lem))
 
 
 def align_tokens(words: Sequence[str], tokens: Sequence[tuple[str, str]]) -> list[int | None]:
@@ -259,12 +259,13 @@ _EXTRA_PHRASES: tuple[tuple[tuple[frozenset[str], ...], str], ...] = (
 # Body-part nouns of limb forms ("left hand"): they say which limb group, not the left/right value.
 BODY_PARTS = frozenset("hand hands arm arms leg legs foot feet knee knees elbow head shoulder hip".split())
 
-_VERBS = frozenset("""walk run jog sprint jump leap hop skip squat crouch kneel kick wave turn rotate spin twirl pivot step
-sidestep shuffle stride march pace stroll strut limp tiptoe stagger stumble trip fall sit stand lie rise get go come move
-bend lean lift raise lower drop throw toss catch pick put place grab hold carry push pull punch hit strike jab swing
-shake nod bow clap stretch reach touch tap stomp climb crawl roll slide dance twist circle wander return stop pause
-begin start continue perform do make take bring look face cross extend fold open close flap wiggle sway rock balance
-lunge skate swim drink eat wipe brush scratch point salute wash play juggle bounce shoot block dodge duck give""".split())
+_VERBS = frozenset("""walk run jog sprint jump leap hop skip squat crouch kneel kick wave turn rotate spin twirl pivot
+step sidestep shuffle stride march pace stroll strut limp tiptoe stagger stumble trip fall sit stand lie rise get go
+come move bend lean lift raise lower drop throw toss catch pick put place grab hold carry push pull punch hit strike jab
+swing shake nod bow clap stretch reach touch tap stomp climb crawl roll slide dance twist circle wander return stop
+pause begin start continue perform do make take bring look face cross extend fold open close flap wiggle sway rock
+balance lunge skate swim drink eat wipe brush scratch point salute wash play juggle bounce shoot block dodge duck
+give""".split())
 
 # The class names of the synthetic vocabulary's values (hyphens removed like every lemma).
 def value_class(attribute: str, value: str) -> str:
@@ -295,7 +296,7 @@ def synonym_map() -> dict[str, str]:
     for action, verbs in V.ACTION_FORMS.items():
         cls = value_class("action", action)
         for verb in verbs:
-            content = [l for l, p in verb.tokens if p in CONTENT_POS and not _function(l)]
+            content = [lemma for lemma, p in verb.tokens if p in CONTENT_POS and not _function(lemma)]
             if len(content) == 1 and len(verb.finite.split()) == 1:
                 add(verb.finite, content, cls)
                 add(verb.gerund, content, cls)
@@ -324,11 +325,13 @@ def phrases() -> tuple[tuple[tuple[frozenset[str], ...], str], ...]:
     for action, verbs in V.ACTION_FORMS.items():
         for verb in verbs:
             if len(verb.tokens) > 1:
-                out.append((tuple(frozenset({normalize_word(l)}) for l, _ in verb.tokens), value_class("action", action)))
+                pattern = tuple(frozenset({normalize_word(lemma)}) for lemma, _ in verb.tokens)
+                out.append((pattern, value_class("action", action)))
     for (attribute, value), forms in V.FORMS.items():
         for form in forms:
             if len(form.tokens) > 1:
-                out.append((tuple(frozenset({normalize_word(l)}) for l, _ in form.tokens), value_class(attribute, value)))
+                pattern = tuple(frozenset({normalize_word(lemma)}) for lemma, _ in form.tokens)
+                out.append((pattern, value_class(attribute, value)))
     return tuple(dict.fromkeys(out))
 
 
@@ -342,8 +345,8 @@ def carries_phrase_class(lemma: str) -> bool:
 def meaning_classes(lemmas: Sequence[str]) -> list[set[str]]:
     """Each word's meaning classes in a caption given as its lemma sequence: its canonical class, plus the class of
     every multi-word form it is a content word of."""
-    norm = [normalize_word(l) for l in lemmas]
-    out = [{canonical(l)} if l else set() for l in norm]
+    norm = [normalize_word(lemma) for lemma in lemmas]
+    out = [{canonical(lemma)} if lemma else set() for lemma in norm]
     starts = _phrase_starts()
     for i, first in enumerate(norm):
         for pattern, cls in starts.get(first, ()):

@@ -68,12 +68,13 @@ def parse_line(line: str, path: str | os.PathLike | None = None, lineno: int | N
     """Parse one caption line (the sentence itself may contain '#': the last three fields are split off)."""
     parts = line.strip().rsplit("#", 3)
     if len(parts) != 4:
-        raise DatasetError(f"expected 'caption#tokens#start#end' (4 fields split by '#'), got {len(parts)}: {line.strip()[:80]!r}",
-                           path, lineno)
+        raise DatasetError("expected 'caption#tokens#start#end' (4 fields split by '#'), "
+                           f"got {len(parts)}: {line.strip()[:80]!r}", path, lineno)
     text, toks, start, end = (p.strip() for p in parts)
     if not text:
         raise DatasetError("empty caption text", path, lineno)
-    return Caption(text, parse_tokens(toks, path, lineno), _time(start, "start", path, lineno), _time(end, "end", path, lineno))
+    return Caption(text, parse_tokens(toks, path, lineno), _time(start, "start", path, lineno),
+                   _time(end, "end", path, lineno))
 
 
 def read_captions(path: str | os.PathLike, errors: list[DatasetError] | None = None) -> list[Caption]:

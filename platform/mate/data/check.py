@@ -221,7 +221,8 @@ def format_report(problems: list[Problem], root: str | os.PathLike | None = None
     files = len({p.path for p in problems})
     warnings = sum(p.severity == "warning" for p in problems)
     errors = len(problems) - warnings
-    counts = [f"{errors} problem{'s' * (errors != 1)}"] + [f"{warnings} warning{'s' * (warnings != 1)}"] * bool(warnings)
+    counts = ([f"{errors} problem{'s' * (errors != 1)}"]
+              + [f"{warnings} warning{'s' * (warnings != 1)}"] * bool(warnings))
     lines.append(f"{' and '.join(counts)} in {files} file{'s' * (files != 1)}")
     return "\n".join(lines)
 

@@ -2,11 +2,12 @@
 
 Items are (clip, caption) pairs: every whole-clip caption is an item over the whole clip, and every timed caption an
 item over its own sub-clip [int(start*fps), int(end*fps)), each kept only when its length passes the dataset's filter
-(HumanML3D 40 <= rows < 200, KIT-ML from 24) and, as in the T2M loaders, only when the whole clip passes it too. (The T2M loaders group a clip's whole-clip captions into one item and
-draw one per access; pairs make an epoch cover every caption and make evaluation deterministic.) Each access crops
-to a multiple of 4 rows, at most 196 (the family's; `MotionDataset.from_config` applies `data.unit_len`,
-`data.max_len` and `data.min_len` instead), at a random offset drawn from (seed, epoch, item), so crops are
-reproducible whatever the number of DataLoader workers, and normalises with the dataset's Mean/Std.
+(HumanML3D 40 <= rows < 200, KIT-ML from 24) and, as in the T2M loaders, only when the whole clip passes it too. (The
+T2M loaders group a clip's whole-clip captions into one item and draw one per access; pairs make an epoch cover every
+caption and make evaluation deterministic.) Each access crops to a multiple of 4 rows, at most 196 (the family's;
+`MotionDataset.from_config` applies `data.unit_len`, `data.max_len` and `data.min_len` instead), at a random offset
+drawn from (seed, epoch, item), so crops are reproducible whatever the number of DataLoader workers, and normalises
+with the dataset's Mean/Std.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from .pack import Pack
 
 
 def _mix(*values: int) -> int:
-    """A well-mixed 64-bit hash of small ints (splitmix64 steps): a random crop offset that costs ~1 us, not a Generator."""
+    """A well-mixed 64-bit hash of small ints (splitmix64 steps): a random crop offset that costs ~1 us, not a
+    Generator."""
     h = 0x9E3779B97F4A7C15
     for v in values:
         h = (h ^ (v & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF

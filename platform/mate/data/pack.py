@@ -137,7 +137,8 @@ class Pack:
         except (OSError, ValueError, KeyError) as e:
             raise DatasetError(f"not a readable pack ({e}); delete the folder to rebuild it", self.path) from None
         if self.meta.get("format") != PACK_FORMAT:
-            raise DatasetError(f"pack format {self.meta.get('format')} != {PACK_FORMAT}; delete it to rebuild", self.path)
+            raise DatasetError(f"pack format {self.meta.get('format')} != {PACK_FORMAT}; delete it to rebuild",
+                               self.path)
         self.spec = L.SPECS[self.meta["dim"]]
         self.skeleton = self.spec.skeleton
         self.dim = self.spec.dim
@@ -229,7 +230,8 @@ class Pack:
                 got = len(data)
                 out[...] = np.frombuffer(data, np.float32).reshape(out.shape) if got == out.nbytes else 0
             if got != out.nbytes:
-                raise DatasetError(f"short read ({got} of {out.nbytes} bytes) for clip {self.ids[i]}", self.path / MOTIONS)
+                raise DatasetError(f"short read ({got} of {out.nbytes} bytes) for clip {self.ids[i]}",
+                                   self.path / MOTIONS)
         return out
 
     @property

@@ -41,7 +41,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     seed = partition_seed(cfg) if args.role == "partition" else cfg.seed_for("evaluator")
     start = time.perf_counter()
     ev = train_or_load(pack, encoder, cfg, args.workspace, seed=seed, progress=not args.quiet)
-    metrics = {f"evaluator/{k}": v for k, v in ev.meta.items() if k.startswith(("val/", "r_precision")) or k == "epochs_done"}
+    metrics = {f"evaluator/{k}": v for k, v in ev.meta.items()
+               if k.startswith(("val/", "r_precision")) or k == "epochs_done"}
     metrics = {k.replace("evaluator/val/", "val/evaluator/"): v for k, v in metrics.items()}
     from mate.evaluate.truth import load_annotations
 

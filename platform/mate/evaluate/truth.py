@@ -74,5 +74,6 @@ def partition_iou(model, embed_subtexts, pack, cases, min_len: int = 2) -> dict[
     truth = [t for _, _, t in cases]
     preds = [tokens_to_frames(p, n) for p, n in zip(parts, lengths)]
     equal = [equal_split(n, len(t)) for n, t in zip(lengths, truth)]
-    return {"eval/partition_iou": mean_frame_iou(preds, truth), "eval/partition_iou_equal": mean_frame_iou(equal, truth),
+    return {"eval/partition_iou": mean_frame_iou(preds, truth),
+            "eval/partition_iou_equal": mean_frame_iou(equal, truth),
             "partition_captions": float(len(cases))}

@@ -88,7 +88,8 @@ def trial_table(trials: Sequence[Trial], columns: Sequence[str], objective: str,
     tests = [m for m in TEST_METRICS if any(m in t.metrics for t in trials)]
     cost = [COST_METRIC] if any(COST_METRIC in t.metrics for t in trials) else []
     errors = any(t.error for t in trials)
-    head = ["trial", "status", *columns, objective, *tests, *(["cost s"] if cost else []), *(["error"] if errors else [])]
+    head = ["trial", "status", *columns, objective, *tests, *(["cost s"] if cost else []),
+            *(["error"] if errors else [])]
     rows = []
     for t in trials:
         mark = " ★" if best is not None and t.run_id == best.run_id else ""

@@ -4,10 +4,10 @@ storage).
 
 With `--storage`, the driver restores missing stores from `<storage>/state/` before it opens them, and saves a
 consistent snapshot (SQLite's online backup, safe while the store is written) after every trial that starts or ends
-and when the sweep ends. A driver killed between two saves loses at most the trials that ended in between, and Tune re-runs
-those from their checkpoints; the MLflow callback finds a trial's run again by its tags and the Optuna searcher
-keeps an answer it already gave, so nothing is duplicated. On a cluster the MLflow server serves the workspace's
-`mlflow.db`; `mate state restore` brings it back before the server starts (ray_cluster.yaml).
+and when the sweep ends. A driver killed between two saves loses at most the trials that ended in between, and Tune
+re-runs those from their checkpoints; the MLflow callback finds a trial's run again by its tags and the Optuna
+searcher keeps an answer it already gave, so nothing is duplicated. On a cluster the MLflow server serves the
+workspace's `mlflow.db`; `mate state restore` brings it back before the server starts (ray_cluster.yaml).
 
 One workspace per storage, at one path: Tune's saved searcher names the Optuna store by its absolute path, so a
 sweep continues from a workspace at the path that saved it (on a cluster the head's `~/mate-runs`, the same on every

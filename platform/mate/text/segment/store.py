@@ -12,7 +12,8 @@ the LLM for the same captions: the second waits, then finds them cached. New ans
 file holds and the file is rewritten atomically (temp file + rename, `mate.cache.atomic_write`) after
 max(`flush_every`, a quarter of the file) new answers or `flush_seconds`, and once more at the end or on an
 interruption, so a long run that dies keeps what it paid for (and 30k answers cost a few rewrites, not 60).
-The model's server (`segment.base_url`) is not part of the key: one model name should mean one model. Readers need no lock: they always see a whole file.
+The model's server (`segment.base_url`) is not part of the key: one model name should mean one model.
+Readers need no lock: they always see a whole file.
 
 What is cached: every answer except transient fallbacks (timeouts, rate limits, server errors, dropped connections):
 those are asked again by the next run. An invalid answer is cached with its fallback, since at temperature 0 the
