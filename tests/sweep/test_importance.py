@@ -69,6 +69,22 @@ def test_a_figure_that_never_moves_has_no_effect_and_an_exact_difference_has_all
     assert (effects["b"].f, effects["b"].p, effects["b"].matters) == (0.0, 1.0, False)
 
 
+def test_a_half_run_ablation_is_judged_on_its_complete_seeds_only():
+    """Seen on the prior ablation midway: seed 1 had run two of four points, whose compositional accuracy (steps of
+    1/123) differed by the same amount on both seeds; fitted with seed 0's four runs that left one residual degree of
+    freedom, an exact fit, F = inf and "matters". Only seeds that ran every point can block."""
+    comp = {("base", "0"): 11 / 123, ("none", "0"): 16 / 123, ("binary", "0"): 15 / 123, ("segment", "0"): 14 / 123,
+            ("base", "1"): 16 / 123, ("none", "1"): 21 / 123}
+    records = [({"seed": s, "prior": k}, v) for (k, s), v in comp.items()]
+    (half,) = knob_effects(records, ["prior"])
+    assert (half.f, half.p, half.matters, half.runs, half.seeds) == (None, None, False, 4, 1)
+    assert "2 run(s) of seeds missing a point left out" in half.design
+    done = records + [({"seed": "1", "prior": "binary"}, 19 / 123), ({"seed": "1", "prior": "segment"}, 15 / 123)]
+    (full,) = knob_effects(done, ["prior"])
+    assert (full.runs, full.seeds, full.df) == (8, 2, (3, 3)) and "left out" not in full.design
+    assert full.p is not None and 0 < full.p < 1
+
+
 def test_without_replicates_nothing_is_claimed_and_nan_runs_are_left_out():
     records = [({"seed": "0", "a": a}, v) for a, v in (("1", 0.1), ("2", 0.5), ("3", 0.2))]
     (only,) = knob_effects(records + [({"seed": "1", "a": "1"}, float("nan"))], ["a"])

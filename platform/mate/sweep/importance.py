@@ -87,10 +87,32 @@ def knob_effects(records: Sequence[Record], knobs: Sequence[str], seed_key: str 
     return out
 
 
+def _complete_blocks(rows: list, knobs: list[str], seed_key: str) -> tuple[list, int]:
+    """The runs of the seeds that ran every point of the design, and how many runs that leaves out.
+
+    A seed block only compares points within itself when it holds all of them: a half-run ablation's extra seeds
+    would otherwise be fitted on one or two points, leave a residual of one degree of freedom, and an accuracy that
+    moves in steps of 1/n can then fit exactly by chance (F = inf). Without seeds (one block) nothing is left out."""
+    by_seed: dict[str, set] = {}
+    for p, _ in rows:
+        by_seed.setdefault(str(p.get(seed_key, "")), set()).add(tuple(str(p[k]) for k in knobs))
+    if len(by_seed) < 2:
+        return rows, 0
+    points = set().union(*by_seed.values())
+    complete = {b for b, got in by_seed.items() if got == points}
+    if not complete:  # no seed ran every point (each its own seed, say): the blocked fit has nothing to leave out
+        return rows, 0
+    kept = [(p, v) for p, v in rows if str(p.get(seed_key, "")) in complete]
+    return kept, len(rows) - len(kept)
+
+
 def _fit(rows: list, knobs: list[str], seed_key: str, design: str) -> list[KnobEffect]:
     import numpy as np
     import pandas as pd
 
+    rows, left_out = _complete_blocks(rows, knobs, seed_key)
+    if left_out:
+        design += f", {left_out} run(s) of seeds missing a point left out"
     cols = {k: f"k{i}" for i, k in enumerate(knobs)}
     frame = pd.DataFrame([{**{cols[k]: str(p[k]) for k in knobs}, "blk": str(p.get(seed_key, "")), "y": v}
                           for p, v in rows])
