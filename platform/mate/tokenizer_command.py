@@ -16,15 +16,39 @@ from pathlib import Path
 REAL_CROP = 196  # rows: the T2M evaluators' longest motion
 
 
+def crop(rows: int, max_rows: int = REAL_CROP) -> tuple[int, int]:
+    """(first row, rows kept) of the centred crop to at most `max_rows`, a multiple of 4."""
+    n = min(rows, max_rows) // 4 * 4
+    return (rows - n) // 2, n
+
+
 def val_clips(pack, split: str = "val", max_rows: int = REAL_CROP) -> list:
-    """The split's whole clips (centred crop to at most `max_rows`, a multiple of 4), normalised."""
+    """The split's whole clips (`crop`), normalised."""
     out = []
     for i in pack.split_indices(split):
         m = pack.motion(int(i))
-        n = min(len(m), max_rows) // 4 * 4
-        a = (len(m) - n) // 2
+        a, n = crop(len(m), max_rows)
         out.append(pack.normalize(m[a : a + n]))
     return out
+
+
+def cropped_annotation(ann: dict, first: int, rows: int) -> dict:
+    """A clip's annotation for its crop [first, first + rows): spans moved with it, segments outside it dropped."""
+    segments = []
+    for seg in ann["segments"]:
+        s, e = max(seg["span"][0] - first, 0), min(seg["span"][1] - first, rows)
+        if e - s >= 2:
+            segments.append({**seg, "span": [s, e]})
+    return {**ann, "segments": segments}
+
+
+def probe_ceiling(raw_recon: list, annotations: list[dict]) -> dict[str, float]:
+    """`tokenizer/{turn,direction,speed,action,limb}_acc`: the annotated attributes the probes read back from the
+    reconstructions. The generator samples the tokenizer's codes, so this is its ceiling per attribute (real clips
+    read 1.0 on the synthetic corpus): a word the decoder cannot render is not the text encoder's fault."""
+    from mate.evaluate.probes import probe_accuracy
+
+    return {k.replace("probe/", "tokenizer/"): v for k, v in probe_accuracy(raw_recon, annotations).items()}
 
 
 def report(tok, pack, evaluator, split: str = "val", seed: int = 0, notes: dict | None = None) -> dict[str, float]:
@@ -33,7 +57,8 @@ def report(tok, pack, evaluator, split: str = "val", seed: int = 0, notes: dict 
     With the synthetic corpus's annotations (`notes`), FID and skating are also given apart for the clips whose
     motion the training split never shows (`*_heldout`: a held-out combination such as a left-hand wave) and the
     rest (`*_seen`), each FID beside its own random-clip reference: a tokenizer rebuilds what it has seen far better,
-    and the held-out clips carry most of the overall FID."""
+    and the held-out clips carry most of the overall FID. With annotations for every clip, `probe_ceiling` too
+    (overall, seen and held-out)."""
     import numpy as np
 
     from mate.data.features import features_to_joints
@@ -65,14 +90,22 @@ def report(tok, pack, evaluator, split: str = "val", seed: int = 0, notes: dict 
            "tokenizer/clips": float(len(real))}
     out["tokenizer/foot_skate_ratio"] = out["tokenizer/foot_skate"] / max(out["tokenizer/foot_skate_real"], 1e-9)
     notes = notes or {}
-    held = np.array([bool(notes.get(pack.ids[int(i)], {}).get("compositional")) for i in pack.split_indices(split)])
+    ids = [pack.ids[int(i)] for i in pack.split_indices(split)]
+    held = np.array([bool(notes.get(c, {}).get("compositional")) for c in ids])
+    annotated = [cropped_annotation(notes[c], crop(len(pack.motion(int(i))))[0], len(m))
+                 for c, i, m in zip(ids, pack.split_indices(split), real)] if all(c in notes for c in ids) else None
+    if annotated:
+        out.update(probe_ceiling(raw_recon, annotated))
     if 1 < held.sum() < len(held) - 1:
         for name, rows in (("seen", ~held), ("heldout", held)):
+            def keep(items, rows=rows):
+                return [x for x, k in zip(items, rows) if k]
             out[f"tokenizer/fid_{name}"] = fid(emb_real[rows], emb_recon[rows])
             out[f"tokenizer/fid_random_clip_{name}"] = fid(emb_real[rows], emb_random[rows])
-            out[f"tokenizer/foot_skate_{name}"] = probes.plausibility(
-                [m for m, keep in zip(raw_recon, rows) if keep])["probe/foot_skate"]
+            out[f"tokenizer/foot_skate_{name}"] = probes.plausibility(keep(raw_recon))["probe/foot_skate"]
             out[f"tokenizer/clips_{name}"] = float(rows.sum())
+            if annotated:
+                out.update({f"{k}_{name}": v for k, v in probe_ceiling(keep(raw_recon), keep(annotated)).items()})
     for i in range(tok.layers):
         out[f"tokenizer/codes_used_{i}"] = len(np.unique(all_codes[:, i])) / tok.codes
     prefix = "val/" if split.startswith("val") else ""
@@ -131,6 +164,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print("  " + "; ".join(f"{name} motion ({int(m[f'clips_{key}'])} clips): FID {m[f'fid_{key}']:.3f} (random "
                                f"real clip {m[f'fid_random_clip_{key}']:.3f}), skating {m[f'foot_skate_{key}']:.4f}"
                                for name, key in (("seen", "seen"), ("held-out", "heldout"))))
+    if "speed_acc" in m:
+        attrs = ("turn", "direction", "speed", "action", "limb")
+
+        def read(suffix=""):
+            return ", ".join(f"{a} {m[f'{a}_acc{suffix}']:.2f}" for a in attrs)
+        print(f"  probes read back (the generator's ceiling; real clips 1.00): {read()}"
+              + (f"; held-out motion: {read('_heldout')}" if "speed_acc_heldout" in m else ""))
     for name, ok in gate(metrics).items():
         print(f"  [{'pass' if ok else 'FAIL'}] {name}")
     print(f"  {tok.path}\n  metrics: {out / 'metrics.json'}")

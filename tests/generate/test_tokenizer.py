@@ -123,6 +123,30 @@ def test_mate_tokenizer_train_prints_its_report_and_writes_metrics(built, tiny_c
     seen, held = metrics["val/tokenizer/clips_seen"], metrics["val/tokenizer/clips_heldout"]
     assert seen > 1 and held > 1 and seen + held == metrics["val/tokenizer/clips"]
     assert "held-out motion" in text and metrics["val/tokenizer/fid_seen"] != metrics["val/tokenizer/fid_heldout"]
+    assert "probes read back" in text and 0 <= metrics["val/tokenizer/speed_acc_heldout"] <= 1
+
+
+def test_the_probe_ceiling_reads_annotations_on_the_crop_and_drops_what_the_reconstruction_loses(gen_pack, tiny_corpus):
+    from mate.evaluate.truth import load_annotations
+    from mate.tokenizer_command import crop, cropped_annotation, probe_ceiling
+
+    ann = {"id": "x", "segments": [{"span": [0, 30]}, {"span": [30, 80]}, {"span": [70, 90]}]}
+    assert crop(90, 40) == (25, 40) and crop(43, 196) == (1, 40)
+    assert [g["span"] for g in cropped_annotation(ann, 20, 40)["segments"]] == [[0, 10], [10, 40]]
+    notes = load_annotations(tiny_corpus)
+    raw, anns = [], []
+    for i in gen_pack.split_indices("val"):  # cropped by 4-7 rows: every segment moves
+        m = gen_pack.motion(int(i))
+        a, n = crop(len(m), len(m) - 4)
+        raw.append(m[a : a + n])
+        anns.append(cropped_annotation(notes[gen_pack.ids[int(i)]], a, n))
+    assert sum(len(m) for m in raw) < sum(len(gen_pack.motion(int(i))) for i in gen_pack.split_indices("val"))
+    exact = probe_ceiling(raw, anns)
+    assert set(exact) == {f"tokenizer/{a}_acc" for a in ("turn", "direction", "speed", "action", "limb")}
+    present = {k: v for k, v in exact.items() if v == v}  # an attribute no segment carries is NaN
+    assert present and all(v == 1.0 for v in present.values())  # a perfect decoder: every annotation read back
+    backwards = probe_ceiling([m[::-1].copy() for m in raw], anns)
+    assert min(backwards[k] for k in present) < 1.0
 
 
 def _feet_moving(height: float, speed: float, frames: int = 8) -> torch.Tensor:
