@@ -1,12 +1,14 @@
 """Why a trained run loses the speed minimal pairs: each twin's tempo against its action's speed thresholds.
 
-    python bench/speed_pair_diagnosis.py --run RUN_DIR [--workspace W] [--split test] [--seed 0] [--threads 1]
+    python bench/speed_pair_diagnosis.py --run RUN_DIR [--workspace W] [--split test] [--seed 0] [--threads 1] \
+        [--set gen.temperature=1.5 ...]
 
 A speed pair counts only when the probe reads "quickly" from one twin AND "slowly" from the other, each against the
 action's absolute thresholds (`rules.SPEED_THRESHOLDS`). This samples the split's speed pairs as the scorer does
 (`sample_pairs`: both twins with the same noise) and prints, for ordinary and compositional pairs apart, where each
 twin's tempo lands on a scale where 0 is the slow threshold and 1 the quick one: a generator whose motion is too
 slow throughout loses the pairs at the "quickly" twin while still ordering the two twins the right way round.
+`--set` changes sampling keys (`sampling_bench.SAMPLING_KEYS`) of the trained generator, to try a sampling fix.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mate.config import parse_value
 from mate.data.synth import rules
 from mate.evaluate.probes import read_action, sample_pairs, select_pairs
 from mate.evaluate.truth import load_pairs
 from mate.generate.cleanup import postprocess
 from mate.pipeline import load_run
+
+SAMPLING_KEYS = ("gen.guidance", "gen.top_k", "gen.temperature", "gen.iterations")
 
 
 def main() -> None:
@@ -33,10 +38,16 @@ def main() -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--set", nargs="*", default=[], metavar="key=value", help="sampling keys to change")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     run = load_run(args.run, args.workspace)
+    for word in args.set:
+        key, value = word.split("=", 1)
+        if key not in SAMPLING_KEYS or key not in run.generator.cfg:
+            raise SystemExit(f"{key}: not a sampling key of this generator ({', '.join(SAMPLING_KEYS)})")
+        run.generator.cfg[key] = parse_value(key, value)
     info = json.loads((args.run / "run.json").read_text())
     pairs = [p for p in select_pairs(load_pairs(info["data_dir"], args.split)) if p["attribute"] == "speed"]
     if not pairs:
