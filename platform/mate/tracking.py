@@ -297,6 +297,15 @@ class Tracker:
         for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
             self.client.log_batch(run_id, tags=chunk)
 
+    def move_tag(self, run_id: str, key: str, to: str) -> bool:
+        """Rename a run's tag `key` to `to` (the value kept); False when the run has no `key`."""
+        value = self.client.get_run(run_id).data.tags.get(key)
+        if value is None:
+            return False
+        self.set_tags(run_id, {to: value})
+        self.client.delete_tag(run_id, key)
+        return True
+
     def log_artifacts(self, run_id: str, folder: str | Path, artifact_path: str | None = None) -> None:
         """Copy the contents of `folder` into the run's artifacts (under `artifact_path`)."""
         self.client.log_artifacts(run_id, str(folder), artifact_path)

@@ -83,6 +83,7 @@ class MlflowSweepCallback(tune.Callback):
         self.tracker.set_tags(run, {"mate.stopped_early": str(early).lower(),
                                     "mate.evaluator_sha": self.pinned.get("evaluator.sha", ""),
                                     "mate.tokenizer_sha": self.pinned.get("tokenizer.sha") or ""})
+        self.tracker.move_tag(run, "mate.error", "mate.retried_after")  # a failed trial that --retry-failed finished
         self.tracker.finish(run, "FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):

@@ -2,9 +2,10 @@
 the driver, with a results table and best.yaml at the end (docs/architecture.md §8).
 
 Layout under `<workspace>/sweeps/<name>/`: `space.json` (what the sweep was started with: a changed space is refused),
-`tune/run-<k>/` (one Tune run per invocation; an unfinished one is restored, a finished one is extended by a new run
-on the same Optuna study and MLflow parent), `results.csv`, `best.yaml`. Optuna's study lives in
-`<workspace>/optuna.db`, MLflow in `<workspace>/mlflow.db` unless --tracking-uri says otherwise.
+`tune/run-<k>/` (one Tune run per invocation; an unfinished one is restored, a finished search is extended by a new
+run on the same Optuna study and MLflow parent, a finished grid runs nothing again), `results.csv`, `best.yaml`.
+Optuna's study lives in `<workspace>/optuna.db`, MLflow in `<workspace>/mlflow.db` unless --tracking-uri says
+otherwise.
 """
 
 from __future__ import annotations
@@ -226,13 +227,21 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
                       checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                       sync_config=tune.SyncConfig(sync_artifacts=True), verbose=1 if opts.progress else 0)
     last = f"{tune_rel}/{previous[-1]}" if previous else None
-    if last and not store.exists(f"{last}/{FINISHED}") and tune.Tuner.can_restore(store.url(last)):
+    # a grid is fixed by its space (a changed one is refused), so a finished grid has nothing left to run but,
+    # on request, its failed trials; only a search grows (--num-samples)
+    grid_done = bool(last) and not space.is_search and store.exists(f"{last}/{FINISHED}")
+    if (last and (not store.exists(f"{last}/{FINISHED}") or (grid_done and opts.retry_failed))
+            and tune.Tuner.can_restore(store.url(last))):
         log(f"sweep: restoring {previous[-1]} ({store.url(last)})")
         tuner = tune.Tuner.restore(store.url(last), trainable, resume_unfinished=True,
                                    resume_errored=opts.retry_failed)
         run_rel = last
         expected = int(store.read_text(f"{last}/{EXPECTED}")) if store.is_file(f"{last}/{EXPECTED}") else 0
         say_kept_limits(store, last, run_limits(space, opts), log)
+    elif grid_done:
+        log(f"sweep: the grid's {space.num_trials} trials ran to the end in {previous[-1]}; nothing to run "
+            "(--retry-failed runs its failed trials again)")
+        tuner, run_rel = None, last
     else:
         run_rel = f"{tune_rel}/run-{len(previous) + 1}"
         inputs = TuneInputs(space, name, opts, trainable, storage, stopped, run_config)
