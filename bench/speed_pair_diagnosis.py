@@ -27,8 +27,7 @@ from mate.evaluate.probes import read_action, sample_pairs, select_pairs
 from mate.evaluate.truth import load_pairs
 from mate.generate.cleanup import postprocess
 from mate.pipeline import load_run
-
-SAMPLING_KEYS = ("gen.guidance", "gen.top_k", "gen.temperature", "gen.iterations")
+from sampling_bench import SAMPLING_KEYS  # bench/ is on the path of a script run from it
 
 
 def main() -> None:
@@ -45,8 +44,9 @@ def main() -> None:
     run = load_run(args.run, args.workspace)
     for word in args.set:
         key, value = word.split("=", 1)
-        if key not in SAMPLING_KEYS or key not in run.generator.cfg:
-            raise SystemExit(f"{key}: not a sampling key of this generator ({', '.join(SAMPLING_KEYS)})")
+        usable = [k for k in SAMPLING_KEYS if k in run.generator.cfg]
+        if key not in usable:
+            raise SystemExit(f"{key}: not a sampling key of this generator ({', '.join(usable)})")
         run.generator.cfg[key] = parse_value(key, value)
     info = json.loads((args.run / "run.json").read_text())
     pairs = [p for p in select_pairs(load_pairs(info["data_dir"], args.split)) if p["attribute"] == "speed"]

@@ -90,22 +90,23 @@ def report(tok, pack, evaluator, split: str = "val", seed: int = 0, notes: dict 
            "tokenizer/clips": float(len(real))}
     out["tokenizer/foot_skate_ratio"] = out["tokenizer/foot_skate"] / max(out["tokenizer/foot_skate_real"], 1e-9)
     notes = notes or {}
-    ids = [pack.ids[int(i)] for i in pack.split_indices(split)]
+    idx = pack.split_indices(split)
+    ids = [pack.ids[int(i)] for i in idx]
     held = np.array([bool(notes.get(c, {}).get("compositional")) for c in ids])
-    annotated = [cropped_annotation(notes[c], crop(len(pack.motion(int(i))))[0], len(m))
-                 for c, i, m in zip(ids, pack.split_indices(split), real)] if all(c in notes for c in ids) else None
-    if annotated:
+    annotated = None
+    if ids and all(c in notes for c in ids):  # the annotations of the crops `val_clips` took
+        annotated = [cropped_annotation(notes[c], *crop(int(pack.lengths[int(i)]))) for c, i in zip(ids, idx)]
         out.update(probe_ceiling(raw_recon, annotated))
     if 1 < held.sum() < len(held) - 1:
         for name, rows in (("seen", ~held), ("heldout", held)):
-            def keep(items, rows=rows):
-                return [x for x, k in zip(items, rows) if k]
+            recon_rows = [m for m, k in zip(raw_recon, rows) if k]
             out[f"tokenizer/fid_{name}"] = fid(emb_real[rows], emb_recon[rows])
             out[f"tokenizer/fid_random_clip_{name}"] = fid(emb_real[rows], emb_random[rows])
-            out[f"tokenizer/foot_skate_{name}"] = probes.plausibility(keep(raw_recon))["probe/foot_skate"]
+            out[f"tokenizer/foot_skate_{name}"] = probes.plausibility(recon_rows)["probe/foot_skate"]
             out[f"tokenizer/clips_{name}"] = float(rows.sum())
             if annotated:
-                out.update({f"{k}_{name}": v for k, v in probe_ceiling(keep(raw_recon), keep(annotated)).items()})
+                ann_rows = [a for a, k in zip(annotated, rows) if k]
+                out.update({f"{k}_{name}": v for k, v in probe_ceiling(recon_rows, ann_rows).items()})
     for i in range(tok.layers):
         out[f"tokenizer/codes_used_{i}"] = len(np.unique(all_codes[:, i])) / tok.codes
     prefix = "val/" if split.startswith("val") else ""
@@ -165,10 +166,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                f"real clip {m[f'fid_random_clip_{key}']:.3f}), skating {m[f'foot_skate_{key}']:.4f}"
                                for name, key in (("seen", "seen"), ("held-out", "heldout"))))
     if "speed_acc" in m:
-        attrs = ("turn", "direction", "speed", "action", "limb")
+        from mate.evaluate.probes import PROBE_ATTRIBUTES
 
         def read(suffix=""):
-            return ", ".join(f"{a} {m[f'{a}_acc{suffix}']:.2f}" for a in attrs)
+            return ", ".join(f"{a} {m[f'{a}_acc{suffix}']:.2f}" for a in PROBE_ATTRIBUTES)
         print(f"  probes read back (the generator's ceiling; real clips 1.00): {read()}"
               + (f"; held-out motion: {read('_heldout')}" if "speed_acc_heldout" in m else ""))
     for name, ok in gate(metrics).items():

@@ -229,9 +229,9 @@ def run_sweep(space_path: str | Path, opts: SweepOptions, log: Callable[[str], N
     last = f"{tune_rel}/{previous[-1]}" if previous else None
     # a grid is fixed by its space (a changed one is refused), so a finished grid has nothing left to run but,
     # on request, its failed trials; only a search grows (--num-samples)
-    grid_done = bool(last) and not space.is_search and store.exists(f"{last}/{FINISHED}")
-    if (last and (not store.exists(f"{last}/{FINISHED}") or (grid_done and opts.retry_failed))
-            and tune.Tuner.can_restore(store.url(last))):
+    last_done = bool(last) and store.exists(f"{last}/{FINISHED}")
+    grid_done = last_done and not space.is_search
+    if last and (not last_done or (grid_done and opts.retry_failed)) and tune.Tuner.can_restore(store.url(last)):
         log(f"sweep: restoring {previous[-1]} ({store.url(last)})")
         tuner = tune.Tuner.restore(store.url(last), trainable, resume_unfinished=True,
                                    resume_errored=opts.retry_failed)
