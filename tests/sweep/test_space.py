@@ -135,8 +135,8 @@ def test_ofat_skips_values_equal_to_the_base(tmp_path):
 
 
 def test_cartesian_grid_counts_and_points_form(tmp_path):
-    space = load_space(SPACES / "ablation_prototypes.yaml")
-    assert len(space.points) == 3 * 3 and space.num_trials == 27
+    space = load_space(SPACES / "ablation_prototypes.yaml", "grid")  # the variant's grid replaces the file's ofat
+    assert space.kind == "grid" and len(space.points) == 3 * 3 and space.num_trials == 27
     assert space.points[0][1] == {"align.prototype_vocab": "8", "align.prototypes_per_word": 1}
     assert space.points[1][1] == {"align.prototype_vocab": "8", "align.prototypes_per_word": 2}  # last key fastest
     path = write(tmp_path, """\
@@ -369,7 +369,23 @@ def test_a_variant_replaces_the_files_setting_and_names_a_sweep_of_its_own(tmp_p
         paper.trial_config(paper.trials()[0])
     with pytest.raises(ConfigError, match=r"--variant gpu: no such variant \(this file has: paper\)"):
         load_space(SPACES / "ablation_prior.yaml", "gpu")
-    bad = write(tmp_path, SEARCH + "variants: {big: {grid: {align.prior: [none]}}}\n")
-    with pytest.raises(ConfigError, match=r"variants.big.grid: a variant may set description, profile, "):
+    bad = write(tmp_path, SEARCH + "variants: {big: {name: other}}\n")
+    with pytest.raises(ConfigError, match=r"variants.big.name: a variant may set description, profile, "):
         load_space(bad, "big")
     assert load_space(bad).name == load_space(write(tmp_path, SEARCH)).name  # without --variant: the file as it is
+
+
+def test_a_variants_design_replaces_the_files_design_whole(tmp_path):
+    path = write(tmp_path, SEARCH + "variants: {few: {grid: {align.prior: [none, binary]}, seeds: [0, 1],\n"
+                                    "                 budget: {num_samples: null}}}\n")
+    search, few = load_space(path), load_space(path, "few")
+    assert search.kind == "search" and few.kind == "grid"  # the file's search is gone, not a conflict with the grid
+    assert [p for _, p in few.points] == [{"align.prior": "none"}, {"align.prior": "binary"}] and few.num_trials == 4
+    bench = load_space(SPACES / "ablation_prototypes.yaml")
+    paper = load_space(SPACES / "ablation_prototypes.yaml", "paper")
+    assert bench.kind == "ofat" and bench.num_trials == 9
+    assert [p for _, p in bench.points] == [
+        {"align.prototype_vocab": "all", "align.prototypes_per_word": 1},
+        {"align.prototype_vocab": "8", "align.prototypes_per_word": 1},
+        {"align.prototype_vocab": "all", "align.prototypes_per_word": 4}]
+    assert paper.kind == "grid" and paper.num_trials == 27 and paper.profile == "paper"

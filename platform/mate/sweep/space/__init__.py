@@ -37,7 +37,8 @@ four `search`/`grid`/`ofat`/`points` is optional):
       time_budget_s: 300         # optional wall-clock cap of the sweep
       max_failures: 2            # Tune's retries of a failed trial, from its last checkpoint
     rerun: {top: 3, seeds: [1, 2, 3]}   # searches only: re-run the best configs over these replicate seeds
-    variants:                    # --variant NAME: these fields over the file's (constants, budget merged); the
+    variants:                    # --variant NAME: these fields over the file's (constants, budget merged; a design
+                                 # such as grid replaces the file's design whole); the
       paper: {profile: paper, data_required: true, budget: {gpus_per_trial: 0.5}}   # sweep is named <name>-NAME
 
 Rules. Every parameter is a registered config key (mate.config.KEYS) whose type fits its distribution (uniform and

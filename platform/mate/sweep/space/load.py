@@ -15,7 +15,7 @@ from mate.config import ConfigError
 
 from .checks import Checker
 from .model import Space
-from .schema import SpaceFile
+from .schema import SPACE_KINDS, SpaceFile
 
 
 # -- loading -----------------------------------------------------------------------------------------------------------
@@ -36,13 +36,15 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-VARIANT_FIELDS = ("description", "profile", "data_required", "constants", "budget", "seeds", "objective")
+VARIANT_FIELDS = ("description", "profile", "data_required", "constants", "budget", "seeds", "objective",
+                  *SPACE_KINDS)
 
 
 def apply_variant(data: Mapping, variant: str | None, where: str) -> dict:
     """The file with one of its `variants:` applied: `constants` and `budget` merged over the file's own, the other
-    fields replaced, the name suffixed (`<name>-<variant>`, a sweep of its own). Without a variant: the file as it is,
-    less its `variants:` section."""
+    fields replaced, the name suffixed (`<name>-<variant>`, a sweep of its own). A variant that lists its own trials
+    (`search`, `grid`, `ofat` or `points`) replaces the file's design whole: a GPU variant may run the full grid that
+    2 cores cannot afford. Without a variant: the file as it is, less its `variants:` section."""
     data = dict(data)
     variants = data.pop("variants", None) or {}
     if not isinstance(variants, Mapping):
@@ -59,6 +61,9 @@ def apply_variant(data: Mapping, variant: str | None, where: str) -> dict:
     for key in over:
         if key not in VARIANT_FIELDS:
             raise ConfigError(f"{where}: variants.{variant}.{key}: a variant may set {', '.join(VARIANT_FIELDS)}")
+    if any(key in SPACE_KINDS for key in over):
+        for key in SPACE_KINDS:
+            data.pop(key, None)
     for key, value in over.items():
         if key in ("constants", "budget") and isinstance(value, Mapping):
             data[key] = {**(data.get(key) or {}), **value}
