@@ -78,9 +78,12 @@ def test_a_kill_between_the_checkpoint_and_its_val_scoring_loses_no_epoch(first,
     (cut / "metrics.json").unlink()
     lines = (cut / "history.jsonl").read_text().splitlines()
     (cut / "history.jsonl").write_text("".join(x + "\n" for x in lines[:-1]))
+    spent = json.loads((cut / "checkpoint" / "spent.json").read_text())["seconds"]  # the first try, to epoch n-1
+    assert 0 < spent < metrics["cost/trial_seconds"]
     again = []
     resumed = run_trial(cfg(tiny_corpus), lambda m, c=None: again.append(dict(m)), resume_dir=cut / "checkpoint",
                         workspace=ws, out=cut)
+    assert resumed["cost/trial_seconds"] >= spent + resumed["cost/eval_seconds"]  # every try counts, not the last
     history = read_history(cut)
     assert [x["gen/epoch"] for x in history] == [m["gen/epoch"] for m, _ in reports]
     last = reports[-1][0]

@@ -24,6 +24,7 @@ from mate.errors import UserError
 Report = Callable[[dict, "Path | None"], None]
 HISTORY = "history.jsonl"  # one line per generator epoch: what `report` was given
 CHECKPOINT_ALIGN = "align"  # the aligned rows inside a trial checkpoint, so a resume on another machine skips them
+CHECKPOINT_SPENT = "spent.json"  # the trial's seconds up to this checkpoint: a resumed trial's cost counts every try
 ALIGN_STAGE_VERSION = 2  # 2: trained on mate.loop (per-epoch re-seeding)
 # keys that never change what the alignment learns (how the LLM is reached, how a crop is drawn for the generator,
 # which scoring evaluator a sweep pins: the alignment reads the partition model, keyed by align.partition_seed)
@@ -161,6 +162,7 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     from mate.text.encoder import TextEncoder
 
     start = time.perf_counter()
+    earlier = _seconds_spent(resume_dir)  # the earlier tries' seconds, up to the checkpoint this one resumes
     cfg = config if isinstance(config, Config) else resolve(dict(config))
     if cfg["eval.scorer"] != "ours":
         raise UserError(f"eval.scorer={cfg['eval.scorer']}: {TRIAL_SCORER}")
@@ -225,6 +227,7 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
         score_val(metrics)
         last = metrics
         if not loop.finished:
+            write_json(ckpt / CHECKPOINT_SPENT, {"seconds": earlier + time.perf_counter() - start})
             report(dict(metrics), ckpt)
     t.metrics.update(last)
     t.metrics["cost/gen_seconds"] = time.perf_counter() - t0
@@ -235,7 +238,7 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     t.metrics.update(score("test", cfg["eval.samples"], cfg["eval.pairs"], cfg["eval.repeats"],
                            cfg["eval.lexicon_pairs"]))
     t.metrics["cost/eval_seconds"] = time.perf_counter() - t1
-    t.metrics["cost/trial_seconds"] = time.perf_counter() - start
+    t.metrics["cost/trial_seconds"] = earlier + time.perf_counter() - start  # the stages' seconds: this try's
     gen.save(out / "generator.pt")
     if rows_dir:
         shutil.copy2(rows_dir / "aligned_rows.safetensors", out / "aligned_rows.safetensors")
@@ -246,6 +249,16 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
                   data_dir=str(data_dir), workspace=str(workspace), **t.info)
     report(dict(t.metrics), ckpt)
     return t.metrics
+
+
+def _seconds_spent(resume_dir: str | Path | None) -> float:
+    """What the earlier tries of a resumed trial spent up to its checkpoint (0 for a fresh trial, or a checkpoint
+    written before this was recorded); the seconds between that checkpoint and a kill are lost with the try."""
+    path = Path(resume_dir) / CHECKPOINT_SPENT if resume_dir else None
+    try:
+        return float(json.loads(path.read_text())["seconds"]) if path and path.is_file() else 0.0
+    except (ValueError, KeyError, TypeError):
+        return 0.0
 
 
 def read_history(folder: str | Path) -> list[dict]:
