@@ -42,9 +42,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     run = load_run(args.run, args.workspace)
+    usable = [k for k in SAMPLING_KEYS if k in run.generator.cfg]
     for word in args.set:
         key, value = word.split("=", 1)
-        usable = [k for k in SAMPLING_KEYS if k in run.generator.cfg]
         if key not in usable:
             raise SystemExit(f"{key}: not a sampling key of this generator ({', '.join(usable)})")
         run.generator.cfg[key] = parse_value(key, value)

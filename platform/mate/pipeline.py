@@ -238,7 +238,7 @@ def run_trial(config: Mapping[str, Any], report: Report | None = None, resume_di
     t.metrics.update(score("test", cfg["eval.samples"], cfg["eval.pairs"], cfg["eval.repeats"],
                            cfg["eval.lexicon_pairs"]))
     t.metrics["cost/eval_seconds"] = time.perf_counter() - t1
-    t.metrics["cost/trial_seconds"] = earlier + time.perf_counter() - start  # the stages' seconds: this try's
+    t.metrics["cost/trial_seconds"] = earlier + time.perf_counter() - start  # every try; the stages' are this try's
     gen.save(out / "generator.pt")
     if rows_dir:
         shutil.copy2(rows_dir / "aligned_rows.safetensors", out / "aligned_rows.safetensors")
